@@ -1,0 +1,41 @@
+# Two entry points: `make demo` and `make test`. Everything installs from the lock files.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint lock clean
+
+$(BIN)/.main: requirements/main.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --require-hashes -r requirements/main.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+$(BIN)/.dev: requirements/dev.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --require-hashes -r requirements/dev.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(BIN)/.main $@
+
+demo: $(BIN)/.main
+	$(BIN)/sabot demo
+
+test: $(BIN)/.dev
+	$(BIN)/ruff check bot workflows sandbox tests
+	$(BIN)/mypy bot workflows sandbox
+	$(BIN)/pytest -q
+
+lint: $(BIN)/.dev
+	$(BIN)/ruff check bot workflows sandbox tests
+	$(BIN)/ruff format --check bot workflows sandbox tests
+	$(BIN)/mypy bot workflows sandbox
+
+# Regenerate the lock files after editing pyproject.toml (needs uv: pip install uv).
+lock:
+	uv pip compile pyproject.toml --generate-hashes -o requirements/main.lock
+	uv pip compile pyproject.toml --extra test --generate-hashes -o requirements/dev.lock
+
+clean:
+	rm -rf $(VENV)

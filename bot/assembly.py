@@ -1,0 +1,115 @@
+"""Putting the parts together: database, Atlassian client, Slack client, worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.background import Background
+from bot.notifier import SlackNotifier
+from bot.services import Services
+from bot.settings import Settings, SettingsError
+from bot.slack_api import web_client
+from workflows.db import Database
+from workflows.handlers import job_handlers
+from workflows.jobs import Worker
+from workflows.migrations import upgrade
+from workflows.policy import Policy
+from workflows.providers.atlassian import AtlassianAdmin, RetryPolicy
+from workflows.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def atlassian_client(settings: Settings) -> AtlassianAdmin:
+    assert settings.atlassian_org_id and settings.atlassian_api_key
+    retry = RetryPolicy(
+        attempts=settings.atlassian_retry_attempts,
+        base_delay=settings.atlassian_retry_base_seconds,
+        max_delay=settings.atlassian_retry_max_seconds,
+        propagation_attempts=settings.atlassian_propagation_attempts,
+        propagation_base_delay=settings.atlassian_propagation_base_seconds,
+    )
+    return AtlassianAdmin(
+        settings.atlassian_api_url,
+        settings.atlassian_org_id,
+        settings.atlassian_api_key,
+        retry=retry,
+        timeout=settings.atlassian_timeout_seconds,
+    )
+
+
+async def site_id(settings: Settings, atlassian: AtlassianAdmin) -> str:
+    """The configured cloud id, or the organisation's only site; several sites need a choice."""
+    if settings.atlassian_site_id:
+        return settings.atlassian_site_id
+    sites = await atlassian.find_site_ids()
+    if len(sites) == 1:
+        return sites[0]
+    if not sites:
+        raise SettingsError(
+            "setting ATLASSIAN_SITE_ID: the organisation has no Jira or "
+            "Confluence site; set it to the site's cloud id"
+        )
+    raise SettingsError(
+        f"setting ATLASSIAN_SITE_ID: the organisation has {len(sites)} sites "
+        f"({', '.join(sites)}); set it to the one to use"
+    )
+
+
+@dataclass
+class Assembly:
+    settings: Settings
+    db: Database
+    client: AsyncWebClient
+    runtime: Runtime
+    worker: Worker
+    services: Services
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    worker_task: asyncio.Task[None] | None = None
+
+    def start_worker(self) -> None:
+        self.runtime.jobs_queued = self.worker.wake
+        self.worker_task = asyncio.create_task(self.worker.run(self.stop))
+
+    async def close(self) -> None:
+        self.stop.set()
+        await self.services.background.drain()
+        if self.worker_task is not None:
+            await self.worker_task
+        await self.runtime.atlassian.aclose()
+        await self.db.dispose()
+
+
+async def assemble(settings: Settings, *, migrate: bool = True) -> Assembly:
+    db = Database(settings.database_url)
+    if migrate:
+        await upgrade(db)
+    atlassian = atlassian_client(settings)
+    client = web_client(settings)
+    assert settings.sabot_approval_channel
+    policy = Policy(
+        approvers=frozenset(settings.sabot_approvers),
+        admins=frozenset(settings.sabot_admins),
+        approval_channel=settings.sabot_approval_channel,
+    )
+    runtime = Runtime(
+        db=db,
+        policy=policy,
+        atlassian=atlassian,
+        notifier=SlackNotifier(client, policy.approval_channel),
+        cloud_id=await site_id(settings, atlassian),
+    )
+    worker = Worker(
+        db,
+        job_handlers(runtime),
+        runtime.clock,
+        poll_interval=settings.worker_poll_seconds,
+        lease=timedelta(seconds=settings.job_lease_seconds),
+    )
+    services = Services(settings=settings, runtime=runtime, background=Background())
+    return Assembly(settings, db, client, runtime, worker, services)

@@ -1,0 +1,153 @@
+"""`sabot`: serve Slack over HTTP or Socket Mode, run jobs, migrate, and try it all locally."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+
+from bot import logs
+from bot.settings import (
+    SERVE_NEEDS,
+    SOCKET_NEEDS,
+    WORKER_NEEDS,
+    Settings,
+    SettingsError,
+    load_settings,
+)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bot.server import create_server
+
+    settings = _settings(SERVE_NEEDS)
+    server = create_server(settings, run_worker=not args.no_worker, migrate=not args.no_migrate)
+    uvicorn.run(
+        server, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=20
+    )
+    return 0
+
+
+def _worker(_args: argparse.Namespace) -> int:
+    from bot.runners import run_worker
+
+    return asyncio.run(run_worker(_settings(WORKER_NEEDS)))
+
+
+def _socket(_args: argparse.Namespace) -> int:
+    from bot.runners import run_socket_mode
+
+    return asyncio.run(run_socket_mode(_settings(SOCKET_NEEDS)))
+
+
+def _db_upgrade(_args: argparse.Namespace) -> int:
+    from workflows.db import Database
+    from workflows.migrations import upgrade
+
+    settings = _settings(())
+
+    async def go() -> None:
+        db = Database(settings.database_url)
+        try:
+            await upgrade(db)
+        finally:
+            await db.dispose()
+
+    asyncio.run(go())
+    print("database is at the newest schema")
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from sandbox.runner import serve_forever
+
+    return serve_forever(host=args.host, bot_url=args.bot_url)
+
+
+def _demo(_args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo()
+
+
+def _settings(needs: tuple[str, ...]) -> Settings:
+    settings = load_settings()
+    settings.require(*needs)
+    logs.configure(settings.log_level, settings.credentials())
+    return settings
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="sabot", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="serve Slack over HTTP at POST /slack/events",
+        description="HTTP mode under uvicorn. Applies migrations on start "
+        "(under a database lock) and runs the job worker in-process.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    serve.add_argument("--port", type=int, default=3000, help="port (default %(default)s)")
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not run jobs here (run `sabot worker` separately)",
+    )
+    serve.add_argument("--no-migrate", action="store_true", help="do not migrate on start")
+    serve.set_defaults(run=_serve)
+
+    sub.add_parser(
+        "worker",
+        help="run jobs only, no HTTP",
+        description="Claims jobs from the database until SIGTERM/SIGINT.",
+    ).set_defaults(run=_worker)
+    sub.add_parser(
+        "socket",
+        help="serve Slack over Socket Mode (needs SLACK_APP_TOKEN)",
+        description="For a laptop without a public URL.",
+    ).set_defaults(run=_socket)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_sub.add_parser(
+        "upgrade", help="apply migrations up to the newest schema", description="Uses DATABASE_URL."
+    ).set_defaults(run=_db_upgrade)
+
+    sandbox = sub.add_parser(
+        "sandbox",
+        help="run the local Slack and Atlassian stand-ins",
+        description="Starts both stand-ins on free local ports and prints "
+        "the settings that point a bot at them.",
+    )
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to bind")
+    sandbox.add_argument(
+        "--bot-url",
+        default="http://127.0.0.1:3000",
+        help="where the Slack stand-in sends commands and clicks",
+    )
+    sandbox.set_defaults(run=_sandbox)
+
+    sub.add_parser(
+        "demo",
+        help="play the whole flow locally, no credentials needed",
+        description="Starts the stand-ins and a real server with a temporary "
+        "database, plays a requester and an approver, prints what each saw; exits 0 "
+        "only if the token reached the requester ephemerally.",
+    ).set_defaults(run=_demo)
+    return top
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        sys.exit(run(args))
+    except SettingsError as error:
+        print(f"sabot: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,28 @@
+"""Every action, block and callback id the app sends to Slack and routes on."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ActionId(StrEnum):
+    APPROVE = "request_approve"
+    DENY = "request_deny"
+    REVEAL = "token_reveal"
+    INPUT = "value"  # the one element of each input block
+
+
+class BlockId(StrEnum):
+    NAME = "name"
+    JUSTIFICATION = "justification"
+    PRODUCTS = "products"
+    SCOPES = "scopes"
+    LIFETIME = "lifetime_days"
+    DENY_REASON = "deny_reason"
+    DECISION_BUTTONS = "decision_buttons"
+    REVEAL_BUTTON = "reveal_button"
+
+
+class CallbackId(StrEnum):
+    REQUEST = "request_submit"
+    DENY = "deny_submit"

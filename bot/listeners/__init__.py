@@ -1,0 +1,13 @@
+"""Listeners grouped by kind; each group registers itself."""
+
+from __future__ import annotations
+
+from slack_bolt.app.async_app import AsyncApp
+
+from bot.listeners import actions, commands, views
+
+
+def register_listeners(app: AsyncApp, command_name: str) -> None:
+    commands.register(app, command_name)
+    actions.register(app)
+    views.register(app)

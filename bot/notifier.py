@@ -1,0 +1,114 @@
+"""The domain's `Notifier`, spoken through the Slack Web API."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import Block, SectionBlock
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.logs import secret_in_flight
+from bot.views import request_messages as views
+from bot.views.text import escape
+from bot.views.token_delivery import token_message
+from workflows.ports import MessageRef, ReplyTarget, RequestSnapshot, TokenDelivery
+
+log = logging.getLogger(__name__)
+
+# Where Slack will not show an ephemeral to this person; the DM card still has the button.
+UNREACHABLE = frozenset(
+    {"user_not_in_channel", "channel_not_found", "not_in_channel", "is_archived", "no_permission"}
+)
+
+RENDERERS = {"approval": views.approval_message, "requester_card": views.requester_card}
+
+
+def _dicts(blocks: list[Block]) -> list[dict[str, Any]]:
+    return [block.to_dict() for block in blocks]
+
+
+class DeliveryFailed(Exception):
+    """Slack did not accept an ephemeral reply (the text never holds its content)."""
+
+
+class SlackNotifier:
+    def __init__(self, client: AsyncWebClient, approval_channel: str) -> None:
+        self.client = client
+        self.approval_channel = approval_channel
+
+    async def post_approval_request(self, snapshot: RequestSnapshot) -> MessageRef:
+        text, blocks = views.approval_message(snapshot)
+        answer = await self.client.chat_postMessage(
+            channel=self.approval_channel, text=text, blocks=_dicts(blocks)
+        )
+        return MessageRef(answer["channel"], answer["ts"])
+
+    async def post_requester_card(self, snapshot: RequestSnapshot) -> MessageRef:
+        dm = await self.client.conversations_open(users=snapshot.request.requester_id)
+        text, blocks = views.requester_card(snapshot)
+        answer = await self.client.chat_postMessage(
+            channel=dm["channel"]["id"], text=text, blocks=_dicts(blocks)
+        )
+        return MessageRef(answer["channel"], answer["ts"])
+
+    async def update_message(self, kind: str, ref: MessageRef, snapshot: RequestSnapshot) -> None:
+        text, blocks = RENDERERS[kind](snapshot)
+        await self.client.chat_update(
+            channel=ref.channel_id, ts=ref.ts, text=text, blocks=_dicts(blocks)
+        )
+
+    async def post_in_thread(self, ref: MessageRef, text: str) -> None:
+        await self.client.chat_postMessage(
+            channel=ref.channel_id, thread_ts=ref.ts, text=escape(text)
+        )
+
+    async def tell_account_ready(self, snapshot: RequestSnapshot) -> None:
+        channel = snapshot.request.origin_channel_id
+        if not channel or channel.startswith("D"):
+            return  # asked from a DM: the card there already says so
+        text, blocks = views.account_ready(snapshot)
+        try:
+            await self.client.chat_postEphemeral(
+                channel=channel,
+                user=snapshot.request.requester_id,
+                text=text,
+                blocks=_dicts(blocks),
+            )
+        except SlackApiError as error:
+            if error.response.get("error") not in UNREACHABLE:
+                raise
+            log.info(
+                "no ephemeral for %s in %s (%s); the DM card has the button",
+                snapshot.request.short_id,
+                channel,
+                error.response.get("error"),
+            )
+
+    async def deliver_token(self, target: ReplyTarget, delivery: TokenDelivery) -> None:
+        text, blocks = token_message(delivery)
+        with secret_in_flight(delivery.token.get_secret_value()):
+            await self._ephemeral(target, text, blocks)
+
+    async def reply(self, target: ReplyTarget, text: str) -> None:
+        await self._ephemeral(target, text, [SectionBlock(text=text)])
+
+    async def _ephemeral(self, target: ReplyTarget, text: str, blocks: list[Block]) -> None:
+        """Answer the clicker alone: the click's response_url, else chat.postEphemeral."""
+        if target.response_url:
+            answer = await AsyncWebhookClient(target.response_url, timeout=10).send(
+                text=text, blocks=_dicts(blocks), response_type="ephemeral", replace_original=False
+            )
+            if answer.status_code == 200:
+                return
+            log.warning(
+                "response_url answered HTTP %s; falling back to chat.postEphemeral",
+                answer.status_code,
+            )
+        if not target.channel_id:
+            raise DeliveryFailed("no response_url and no channel to answer in")
+        await self.client.chat_postEphemeral(
+            channel=target.channel_id, user=target.user_id, text=text, blocks=_dicts(blocks)
+        )

@@ -1,0 +1,146 @@
+"""Configuration from the environment or a `.env` file in the working folder.
+
+Every command asks only for what it uses (`require`), and a bad setting stops start-up with one
+line that names it and never echoes a secret's value.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names it, without its value."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    sabot_command: str = "/service-account"
+    sabot_approval_channel: str | None = None
+    sabot_approvers: CommaList = Field(default_factory=list)
+    sabot_admins: CommaList = Field(default_factory=list)
+    atlassian_api_url: str = "https://api.atlassian.com"
+    atlassian_org_id: str | None = None
+    atlassian_api_key: SecretStr | None = None
+    atlassian_site_id: str | None = None
+    database_url: str = "sqlite:///sabot.db"
+    log_level: str = "INFO"
+
+    # Timings: real defaults, small values in tests so the same logic runs fast.
+    atlassian_timeout_seconds: float = Field(default=15.0, gt=0)
+    atlassian_retry_attempts: int = Field(default=5, ge=1, le=20)
+    atlassian_retry_base_seconds: float = Field(default=1.0, ge=0)
+    atlassian_retry_max_seconds: float = Field(default=30.0, ge=0)
+    atlassian_propagation_attempts: int = Field(default=7, ge=1, le=20)
+    atlassian_propagation_base_seconds: float = Field(default=2.0, ge=0)
+    slack_retry_attempts: int = Field(default=3, ge=0, le=10)
+    slack_retry_max_wait_seconds: float = Field(default=30.0, ge=0)
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    job_lease_seconds: float = Field(default=300.0, gt=0)
+
+    @field_validator("sabot_approvers", "sabot_admins", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("sabot_approvers", "sabot_admins")
+    @classmethod
+    def _user_ids(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not USER_ID.match(v)]
+        if bad:
+            raise ValueError(f"not Slack user ids: {', '.join(bad)}")
+        return value
+
+    @field_validator("sabot_approval_channel")
+    @classmethod
+    def _channel_id(cls, value: str | None) -> str | None:
+        if value is not None and not CHANNEL_ID.match(value):
+            raise ValueError("must be a channel id such as C0123ABCD, not a channel name")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        # slack_sdk joins method names with urljoin: without the final "/" the last path
+        # segment would be replaced.
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("atlassian_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    def credentials(self) -> tuple[str, ...]:
+        """Every secret value set, for the log filter to mask."""
+        secrets = (
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.atlassian_api_key,
+        )
+        return tuple(s.get_secret_value() for s in secrets if s is not None)
+
+    def require(self, *names: str) -> None:
+        """Stop with one line naming every missing setting among `names`."""
+        missing = [n.upper() for n in names if getattr(self, n) in (None, "", [])]
+        if missing:
+            raise SettingsError(
+                f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)}"
+            )
+
+
+SERVE_NEEDS = (
+    "slack_bot_token",
+    "slack_signing_secret",
+    "sabot_approval_channel",
+    "sabot_approvers",
+    "atlassian_org_id",
+    "atlassian_api_key",
+)
+SOCKET_NEEDS = (
+    "slack_bot_token",
+    "slack_app_token",
+    "sabot_approval_channel",
+    "sabot_approvers",
+    "atlassian_org_id",
+    "atlassian_api_key",
+)
+WORKER_NEEDS = (
+    "slack_bot_token",
+    "sabot_approval_channel",
+    "sabot_approvers",
+    "atlassian_org_id",
+    "atlassian_api_key",
+)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning pydantic's report into one line per bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors(include_input=False, include_url=False):
+            name = str(problem["loc"][0]).upper() if problem["loc"] else "settings"
+            lines.append(f"setting {name}: {problem['msg']}")
+        raise SettingsError("; ".join(lines)) from None

@@ -1,0 +1,19 @@
+"""Usage text for the slash command."""
+
+from __future__ import annotations
+
+from bot.views.text import escape
+
+
+def usage(command: str) -> str:
+    return (
+        f"*{command}* hands out Atlassian Cloud service accounts with an approval step.\n"
+        f"• `{command} request`: ask for a service account (opens a form)\n"
+        f"• `{command} help`: this text\n"
+        "Approvers decide in the approvals channel; once approved, you get a *Reveal token* "
+        "button in your direct messages with me."
+    )
+
+
+def unknown_subcommand(command: str, word: str) -> str:
+    return f"Unknown subcommand `{escape(word[:50])}`.\n{usage(command)}"

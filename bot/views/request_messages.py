@@ -1,0 +1,138 @@
+"""The messages about one request: the approvers' copy and the requester's card.
+
+Both are pure functions of a `RequestSnapshot`, re-rendered from the database on every change.
+"""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.ids import ActionId, BlockId
+from bot.views.text import clip, escape, mention, when
+from workflows.catalog import Product
+from workflows.ports import RequestSnapshot
+from workflows.states import RequestStatus
+
+S = RequestStatus
+
+
+def _products(snap: RequestSnapshot) -> str:
+    return ", ".join(Product(p).label for p in snap.request.products)
+
+
+def details(snap: RequestSnapshot) -> list[Block]:
+    r = snap.request
+    fields = [
+        f"*Requested by*\n{mention(r.requester_id)}",
+        f"*Account name*\n`{escape(r.name)}`",
+        f"*Products*\n{_products(snap)}",
+        f"*Token lifetime*\n{r.lifetime_days} days",
+        f"*Scopes*\n{escape(', '.join(r.scopes))}",
+    ]
+    return [
+        HeaderBlock(text=f"Service account request {r.short_id}"),
+        SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields]),
+        SectionBlock(text=f"*What it is for*\n{clip(escape(r.justification), 2900)}"),
+    ]
+
+
+def status_line(snap: RequestSnapshot) -> str:
+    r, account = snap.request, snap.account
+    approvers = [d.approver_id for d in snap.decisions if d.verdict == "approve"]
+    by = f" by {mention(r.decided_by)}" if r.decided_by else ""
+    lines = {
+        S.SUBMITTED: ":hourglass: Submitted",
+        S.PENDING: f":hourglass: Waiting for approval ({len(approvers)} of {snap.quorum})",
+        S.APPROVED: f":white_check_mark: Approved{by}; creating the account",
+        S.PROVISIONING: f":white_check_mark: Approved{by}; creating the account",
+        S.ACTIVE: f":white_check_mark: Approved{by}; the account is ready",
+        S.DENIED: f":no_entry: Denied{by}: {escape(r.status_reason or 'no reason given')}",
+        S.CANCELLED: ":heavy_multiplication_x: Cancelled",
+        S.EXPIRED: ":alarm_clock: Expired without a decision",
+        S.FAILED: f":x: Approved{by}, but provisioning failed: "
+        f"{escape(r.status_reason or 'unknown reason')}",
+        S.REVOKED: ":lock: Tokens revoked",
+        S.DELETED: ":wastebasket: Account deleted",
+    }
+    line = lines[S(r.status)]
+    if account is not None and account.revealed_at is not None:
+        line += f"\n:key: Token revealed at {when(account.revealed_at)}"
+    return line
+
+
+def _account_line(snap: RequestSnapshot) -> list[Block]:
+    account = snap.account
+    if account is None or not account.email:
+        return []
+    return [SectionBlock(text=f"*Account email*\n`{escape(account.email)}`")]
+
+
+def approval_message(snap: RequestSnapshot) -> tuple[str, list[Block]]:
+    """The approvers' copy: details, status, and Approve/Deny while it is pending."""
+    r = snap.request
+    blocks = [*details(snap), ContextBlock(elements=[MarkdownTextObject(text=status_line(snap))])]
+    if r.status == S.PENDING:
+        blocks.append(
+            ActionsBlock(
+                block_id=BlockId.DECISION_BUTTONS,
+                elements=[
+                    ButtonElement(
+                        text="Approve", action_id=ActionId.APPROVE, value=str(r.id), style="primary"
+                    ),
+                    ButtonElement(
+                        text="Deny", action_id=ActionId.DENY, value=str(r.id), style="danger"
+                    ),
+                ],
+            )
+        )
+    fallback = f"Service account request {r.short_id} from {mention(r.requester_id)}: {r.status}"
+    return fallback, blocks
+
+
+def reveal_button(snap: RequestSnapshot) -> ActionsBlock:
+    return ActionsBlock(
+        block_id=BlockId.REVEAL_BUTTON,
+        elements=[
+            ButtonElement(
+                text="Reveal token",
+                action_id=ActionId.REVEAL,
+                value=str(snap.request.id),
+                style="primary",
+            )
+        ],
+    )
+
+
+def requester_card(snap: RequestSnapshot) -> tuple[str, list[Block]]:
+    """The requester's DM card, updated as the request moves on."""
+    r = snap.request
+    blocks = [
+        *details(snap),
+        *_account_line(snap),
+        ContextBlock(elements=[MarkdownTextObject(text=status_line(snap))]),
+    ]
+    if snap.account is not None and snap.account.reveal_status == "ready":
+        blocks.append(reveal_button(snap))
+    return f"Your service account request {r.short_id}: {r.status}", blocks
+
+
+def account_ready(snap: RequestSnapshot) -> tuple[str, list[Block]]:
+    """Told ephemerally in the channel where the request was made."""
+    r = snap.request
+    text = (
+        f":white_check_mark: Your service account `{escape(r.name)}` ({r.short_id}) is "
+        "ready. Click *Reveal token* when you are ready to copy it: it is shown once, "
+        "only to you."
+    )
+    return f"Your service account {escape(r.name)} is ready", [
+        SectionBlock(text=text),
+        reveal_button(snap),
+    ]

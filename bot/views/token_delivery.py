@@ -1,0 +1,51 @@
+"""The one message that holds a token: ephemeral, to the requester who clicked Reveal."""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
+
+from bot.views.text import escape, when
+from workflows.ports import TokenDelivery
+
+GATEWAY = "https://api.atlassian.com/ex/{product}/{cloud}"
+
+
+def token_message(delivery: TokenDelivery) -> tuple[str, list[Block]]:
+    """Email, token, expiry and how to call the API with them (through the gateway only)."""
+    token = escape(delivery.token.get_secret_value())
+    email = escape(delivery.email)
+    gateways = "\n".join(
+        f"• {p.title()}: `{GATEWAY.format(product=p, cloud=delivery.cloud_id)}/...`"
+        for p in delivery.products
+    )
+    product = delivery.products[0] if delivery.products else "jira"
+    example = (
+        f"curl -u '{email}:$TOKEN' "
+        f"{GATEWAY.format(product=product, cloud=delivery.cloud_id)}/rest/api/3/myself"
+        if product == "jira"
+        else f"curl -u '{email}:$TOKEN' "
+        f"{GATEWAY.format(product=product, cloud=delivery.cloud_id)}/wiki/rest/api/space"
+    )
+    blocks: list[Block] = [
+        SectionBlock(
+            text=f":key: *API token for `{escape(delivery.account_name)}`* "
+            f"({delivery.request_short_id}). Copy it now: it is shown only "
+            "this once, only to you, and is not stored anywhere."
+        ),
+        SectionBlock(text=f"*Account email*\n`{email}`\n*Token*\n```{token}```"),
+        SectionBlock(
+            text=f"*Expires* {when(delivery.expires_at)}\n*Use it through the "
+            f"Atlassian API gateway* (not `*.atlassian.net`):\n{gateways}\n"
+            f"```{example}```\nBasic auth with `email:token`, or "
+            "`Authorization: Bearer <token>`."
+        ),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=f"Token label `{escape(delivery.label)}`. Lost it? Ask for a new one; "
+                    "this one cannot be shown again."
+                )
+            ]
+        ),
+    ]
+    return f"API token for {escape(delivery.account_name)} (shown once)", blocks

@@ -1,0 +1,815 @@
+"""Local stand-in for Atlassian's organisation admin API (service accounts, grants, tokens).
+
+It encodes the facts in /work/shared/reference/atlassian-service-accounts.md so that the bot's
+tests exercise the real service's awkward parts: two ids per account, absolute `links.next`,
+a limit of 80, propagation 404s, `jira` vs `jira-software` grants, `expiry` vs `expiresAt`,
+variable-length tokens, route-specific error bodies, rate limits without `Retry-After`.
+
+Choices the reference leaves open (documented here, relied on by tests):
+- Times in the state (`created_at`, `updated_at`, `deleted_at`, grant `effective_at`, token
+  `created_at`) are epoch seconds read from `AtlassianState.clock` (`time.time` by default), so
+  a test can move time forward by swapping the clock instead of sleeping.
+- A deleted account stays listed with status "deleted" (the 14-day grace); it no longer counts
+  toward the quota, its tokens are revoked, and token, grant and delete calls on it answer 404.
+- Error bodies: `{"message"}` on console routes and workspaces, `{"errors": [...]}` on `/users/...`
+  routes, `{"detail"}` on the documented api-access routes, Spring style on every 5xx, and
+  `{"code": 401, "message": "Unauthorized"}` for a missing or wrong key anywhere.
+- A fault queued with `"after": true` lets the request take effect and then loses the answer
+  (e.g. a mint whose token exists but was never seen by the client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.datastructures import URL
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+CONSOLE = "/admin/account-management/v1/orgs/{orgId}"
+ACCESS = "/admin/api-access/v1/orgs/{orgId}"
+USERS = "/users/{atlassianId}/manage"
+MAX_PAGE = 80
+MAX_COUNT_IDS = 100
+HANG_SECONDS = 60.0
+EMAIL_DOMAIN = "serviceaccount.atlassian.com"
+BOT_CREATOR_ID = "712020:sandbox-org-api-key"  # createdById of accounts made through the API
+HUMAN_CREATOR_ID = "557058:sandbox-human-admin"  # createdById of accounts seeded as drift
+QUOTA_MESSAGE = "Service account limit reached for this organization"
+CLASSIC_SCOPES = frozenset(
+    {
+        "read:jira-work",
+        "write:jira-work",
+        "read:jira-user",
+        "read:confluence-content.all",
+        "write:confluence-content",
+        "read:confluence-space.summary",
+        "read:confluence-user",
+    }
+)
+GRANULAR_SCOPE = re.compile(
+    r"^(read|write|delete|manage):[a-z0-9.-]+(:[a-z0-9.-]+)?:(jira|confluence)$"
+)
+RESOURCE = re.compile(r"^ari:cloud:(jira-software|confluence|jira)::site/(.+)$")
+FAULT_ROUTES = frozenset(
+    {"create", "grant", "mint", "list", "revoke", "delete", "workspaces", "any"}
+)
+FAULT_KINDS = frozenset({"429", "500", "reset", "hang", "html403", "409", "402"})
+CONFIG_KEYS = {
+    "quota": int,
+    "propagation_seconds": float,
+    "grant_apply_seconds": float,
+    "answer_delay_seconds": float,
+}
+
+
+def _default_sites() -> list[dict[str, Any]]:
+    return [
+        {
+            "cloud_id": "cloud-sandbox-1",
+            "product": "jira-software",
+            "host_url": "https://sandbox.atlassian.net",
+        },
+        {
+            "cloud_id": "cloud-sandbox-1",
+            "product": "confluence",
+            "host_url": "https://sandbox.atlassian.net/wiki",
+        },
+    ]
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Account:
+    """One service account; `id` is the admin collection id, `atlassian_id` the account id."""
+
+    id: str
+    atlassian_id: str
+    email: str
+    display_name: str
+    description: str = ""
+    status: str = "active"  # "active" | "deleted"
+    created_at: float = 0.0  # epoch seconds from AtlassianState.clock
+    grants: list[dict[str, Any]] = field(default_factory=list)  # {"resource","role","effective_at"}
+    deleted_at: float | None = None
+    created_by_id: str = BOT_CREATOR_ID
+    updated_at: float = 0.0
+
+    def item(self, org_id: str) -> dict[str, Any]:
+        """The account as the list and create routes show it."""
+        return {
+            "atlassianId": self.atlassian_id,
+            "id": self.id,
+            "email": self.email,
+            "displayName": self.display_name,
+            "picture": "https://avatar-management.services.atlassian.com/default/48",
+            "container": {"type": "org", "id": org_id},
+            "updatedAt": int(self.updated_at * 1000),
+            "status": self.status,
+            "createdById": self.created_by_id,
+            "description": self.description,
+        }
+
+
+@dataclass
+class Token:
+    """One minted API token; `value` is kept so tests can hunt for leaks of it."""
+
+    id: str
+    atlassian_id: str
+    label: str
+    value: str
+    scopes: list[str]
+    expiry: str
+    created_at: float
+    revoked: bool = False
+
+    def info(self) -> dict[str, Any]:
+        """The token as list routes show it: no value, no scopes."""
+        return {
+            "id": self.id,
+            "label": self.label,
+            "createdAt": _iso(self.created_at),
+            "expiry": self.expiry,
+            "lastAccess": None,
+        }
+
+
+@dataclass
+class Fault:
+    """An injected failure for the next `count` requests of a route family."""
+
+    route: str  # create|grant|mint|list|revoke|delete|workspaces|any
+    kind: str  # 429|500|reset|hang|html403|409|402
+    count: int = 1
+    reset: str = "iso"  # format of X-RateLimit-Reset on 429: "iso" or "epoch"
+    after: bool = False  # True: perform the request, then lose its answer to the fault
+
+
+@dataclass
+class AtlassianState:
+    """All mutable state of the stand-in; tests read and change it in-process."""
+
+    org_id: str = "org-sandbox"
+    api_key: str = "atl-sandbox-key"
+    scoped_key: str | None = None
+    sites: list[dict[str, Any]] = field(default_factory=_default_sites)
+    quota: int = 1000
+    propagation_seconds: float = 0.0
+    grant_apply_seconds: float = 0.0
+    answer_delay_seconds: float = 0.0
+    accounts: dict[str, Account] = field(default_factory=dict)
+    tokens: list[Token] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    clock: Callable[[], float] = time.time
+    next_link_base: str | None = None  # e.g. "https://api.atlassian.com": links.next off-host
+
+    def create_account(
+        self, display_name: str, description: str = "", *, created_by_bot: bool = True
+    ) -> Account:
+        """Make a live account (no quota check; the create route checks it)."""
+        slug = re.sub(r"[^a-z0-9]+", "-", display_name.lower()).strip("-") or "service-account"
+        now = self.clock()
+        account = Account(
+            id=str(uuid.uuid4()),
+            atlassian_id=f"712020:{uuid.uuid4()}",
+            email=f"{slug}-{secrets.token_hex(3)}@{EMAIL_DOMAIN}",
+            display_name=display_name,
+            description=description,
+            created_at=now,
+            updated_at=now,
+            created_by_id=BOT_CREATOR_ID if created_by_bot else HUMAN_CREATOR_ID,
+        )
+        self.accounts[account.id] = account
+        return account
+
+    def seed_account(self, display_name: str, *, created_by_bot: bool = False) -> Account:
+        """An account made outside the bot a day ago (already propagated), for drift tests."""
+        account = self.create_account(display_name, created_by_bot=created_by_bot)
+        account.created_at = account.updated_at = self.clock() - 86400
+        return account
+
+    def live_accounts(self) -> list[Account]:
+        """Accounts not deleted."""
+        return [a for a in self.accounts.values() if a.status == "active"]
+
+    def by_atlassian_id(self, atlassian_id: str) -> Account | None:
+        """The account with this atlassianId, deleted or not."""
+        return next((a for a in self.accounts.values() if a.atlassian_id == atlassian_id), None)
+
+    def effective_grants(self, atlassian_id: str) -> list[dict[str, Any]]:
+        """Grants already applied, minus the plain `jira` form that grants nothing."""
+        account = self.by_atlassian_id(atlassian_id)
+        if account is None or account.status != "active":
+            return []
+        now = self.clock()
+        return [
+            g
+            for g in account.grants
+            if g["effective_at"] <= now and not g["resource"].startswith("ari:cloud:jira::")
+        ]
+
+    def minted_values(self) -> list[str]:
+        """Every token value ever minted, revoked or not."""
+        return [t.value for t in self.tokens]
+
+    def add_fault(
+        self, route: str, kind: str, count: int = 1, *, reset: str = "iso", after: bool = False
+    ) -> Fault:
+        """Queue a fault in-process (same effect as POST /_sandbox/faults)."""
+        if route not in FAULT_ROUTES or kind not in FAULT_KINDS or reset not in ("iso", "epoch"):
+            raise ValueError(f"bad fault {route=} {kind=} {reset=}")
+        fault = Fault(route, kind, count, reset, after)
+        self.faults.append(fault)
+        return fault
+
+    def take_fault(self, route: str) -> Fault | None:
+        """Consume one use of the first queued fault matching this route family."""
+        for fault in self.faults:
+            if fault.route in (route, "any"):
+                fault.count -= 1
+                if fault.count <= 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    def revoke_all(self, atlassian_id: str) -> None:
+        """Revoke every live token of one account."""
+        for token in self.tokens:
+            if token.atlassian_id == atlassian_id:
+                token.revoked = True
+
+    def delete_account(self, account: Account) -> None:
+        """Start the 14-day grace: status deleted, tokens revoked."""
+        account.status = "deleted"
+        account.deleted_at = account.updated_at = self.clock()
+        self.revoke_all(account.atlassian_id)
+
+    def summary(self) -> dict[str, Any]:
+        """State for humans and tests, without token values."""
+        return {
+            "orgId": self.org_id,
+            "config": {k: getattr(self, k) for k in CONFIG_KEYS},
+            "accounts": [
+                {
+                    **a.item(self.org_id),
+                    "grants": a.grants,
+                    "effectiveGrants": self.effective_grants(a.atlassian_id),
+                }
+                for a in self.accounts.values()
+            ],
+            "tokens": [{k: v for k, v in asdict(t).items() if k != "value"} for t in self.tokens],
+            "calls": len(self.calls),
+            "faults": [asdict(f) for f in self.faults],
+        }
+
+
+class ApiError(Exception):
+    """Raised by handlers; rendered in the error style of the route it came from."""
+
+    def __init__(self, status: int, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+class SandboxConnectionReset(httpx.RemoteProtocolError):
+    """Raised to drop a connection; in-process (ASGITransport) clients see it as is."""
+
+
+class _DropConnection(Response):
+    """Closes the connection without any answer, like a reset mid-request."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # uvicorn marks the response started, then its HTTP writer rejects the bad header
+        # before writing a byte; the exception below makes it close the socket silently.
+        with contextlib.suppress(Exception):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [(b"x-sandbox-reset", b"\r\n")],
+                }
+            )
+        raise SandboxConnectionReset("Server disconnected without sending a response.")
+
+
+class _Hang(Response):
+    """Answers only after a long wait (or never, if the client gives up first)."""
+
+    def __init__(self, answer: Response, seconds: float) -> None:
+        super().__init__(status_code=answer.status_code)
+        self.answer, self.seconds = answer, seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def until_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        # Stop waiting when the client hangs up, so a server shutdown is not held for 60 s.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(until_disconnect(), self.seconds)
+        await self.answer(scope, receive, send)
+
+
+class _QuietReset(logging.Filter):
+    """Keeps uvicorn from logging a traceback for every deliberate connection reset."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], SandboxConnectionReset))
+
+
+def _spring(status: int, path: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {
+            "timestamp": datetime.now(UTC).isoformat(),
+            "path": path,
+            "status": status,
+            "error": HTTPStatus(status).phrase,
+            "message": message,
+            "requestId": uuid.uuid4().hex,
+        },
+        status_code=status,
+    )
+
+
+def _error(style: str, status: int, message: str, path: str, code: str = "") -> JSONResponse:
+    if status >= 500:
+        return _spring(status, path, message)
+    if style == "errors":
+        code = code or HTTPStatus(status).phrase.upper().replace(" ", "_")
+        error = {"code": code, "title": HTTPStatus(status).phrase, "detail": message}
+        return JSONResponse({"errors": [error]}, status_code=status)
+    if style == "detail":
+        return JSONResponse({"detail": message}, status_code=status)
+    return JSONResponse({"message": message}, status_code=status)
+
+
+def _fault_response(state: AtlassianState, fault: Fault, style: str, path: str) -> Response:
+    if fault.kind == "429":
+        reset_at = int(state.clock()) + 1  # whole second, so at most ~1 s ahead
+        reset = str(reset_at) if fault.reset == "epoch" else _iso(reset_at)
+        headers = {
+            "X-RateLimit-Limit": "100",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": reset,
+        }
+        response = _error(style, 429, "Rate limit exceeded", path, "RATE_LIMITED")
+        response.headers.update(headers)
+        return response
+    if fault.kind == "html403":
+        page = "<html><head><title>Log in</title></head><body>Single sign-on required</body></html>"
+        return HTMLResponse(page, status_code=403)
+    if fault.kind == "reset":
+        return _DropConnection(status_code=500)
+    if fault.kind == "hang":
+        return _Hang(_spring(504, path, "Gateway timeout"), HANG_SECONDS)
+    if fault.kind in ("409", "402"):
+        message = QUOTA_MESSAGE if fault.route in ("create", "grant") else "Conflict"
+        return _error(style, int(fault.kind), message, path)
+    return _spring(500, path, "Internal server error")
+
+
+Handler = Callable[[AtlassianState, Request, Any], Response]
+
+
+def _api(
+    state: AtlassianState, handler: Handler, *, family: str, style: str, console: bool
+) -> Callable[[Request], Any]:
+    """Wrap a handler with recording, delay, auth, org check, faults and error rendering."""
+
+    async def endpoint(request: Request) -> Response:
+        raw = await request.body()
+        body: Any = None
+        bad_json = False
+        if raw:
+            try:
+                body = await request.json()
+            except ValueError:
+                bad_json = True
+        call: dict[str, Any] = {
+            "method": request.method,
+            "path": request.url.path,
+            "query": request.url.query,
+            "json": body,
+            "status": None,
+            "at": state.clock(),
+        }
+        state.calls.append(call)
+        response = await answer(request, body, bad_json)
+        call["status"] = None if isinstance(response, _DropConnection) else response.status_code
+        return response
+
+    async def answer(request: Request, body: Any, bad_json: bool) -> Response:
+        path = request.url.path
+        if state.answer_delay_seconds > 0:
+            await asyncio.sleep(state.answer_delay_seconds)
+        key = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if key not in (state.api_key, state.scoped_key) or not key:
+            return JSONResponse({"code": 401, "message": "Unauthorized"}, status_code=401)
+        try:
+            if console and key != state.api_key:
+                raise ApiError(403, "The API key is scoped; this route needs an unscoped key")
+            if request.path_params.get("orgId", state.org_id) != state.org_id:
+                raise ApiError(404, "Organization not found")
+            fault = state.take_fault(family)
+            if fault is not None and not fault.after:
+                return _fault_response(state, fault, style, path)
+            if bad_json:
+                raise ApiError(400, "Request body is not valid JSON", "INVALID_JSON")
+            try:
+                response = handler(state, request, body)
+            except ApiError as exc:
+                response = _error(style, exc.status, exc.message, path, exc.code)
+            if fault is not None:  # an "after" fault: the request took effect, its answer is lost
+                response = _fault_response(state, fault, style, path)
+            return response
+        except ApiError as exc:
+            return _error(style, exc.status, exc.message, path, exc.code)
+
+    return endpoint
+
+
+# ---- service accounts ------------------------------------------------------------------------
+
+
+def _cursor_offset(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        return int(base64.urlsafe_b64decode(cursor.encode()).decode().removeprefix("o:"))
+    except ValueError as exc:
+        raise ApiError(400, "Invalid cursor") from exc
+
+
+def _page(state: AtlassianState, request: Request, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Cursor paging with an ABSOLUTE links.next, like the real service."""
+    try:
+        limit = int(request.query_params.get("limit", MAX_PAGE))
+    except ValueError as exc:
+        raise ApiError(400, "limit must be an integer") from exc
+    if not 1 <= limit <= MAX_PAGE:
+        raise ApiError(400, f"limit must be between 1 and {MAX_PAGE}")
+    offset = _cursor_offset(request.query_params.get("cursor"))
+    url = request.url
+    if state.next_link_base:
+        base = URL(state.next_link_base)
+        url = url.replace(scheme=base.scheme, netloc=base.netloc)
+
+    def link(at: int) -> str:
+        cursor = base64.urlsafe_b64encode(f"o:{at}".encode()).decode()
+        return str(url.include_query_params(limit=limit, cursor=cursor))
+
+    links: dict[str, str] = {}
+    if offset + limit < len(items):
+        links["next"] = link(offset + limit)
+    if offset > 0:
+        links["prev"] = link(max(0, offset - limit))
+    return {"links": links, "items": items[offset : offset + limit], "total": len(items)}
+
+
+def list_accounts(state: AtlassianState, request: Request, body: Any) -> Response:
+    """GET service-accounts (console and api-access)."""
+    items = [a.item(state.org_id) for a in state.accounts.values()]
+    return JSONResponse(_page(state, request, items))
+
+
+def create_account(state: AtlassianState, request: Request, body: Any) -> Response:
+    """POST service-accounts: not idempotent, limited by the quota."""
+    name = body.get("displayName") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        raise ApiError(400, "displayName is required")
+    description = body.get("description") or ""
+    if not isinstance(description, str):
+        raise ApiError(400, "description must be a string")
+    if len(state.live_accounts()) >= state.quota:
+        raise ApiError(409, QUOTA_MESSAGE)
+    account = state.create_account(name, description)
+    return JSONResponse(account.item(state.org_id), status_code=201)
+
+
+def _parse_rule(state: AtlassianState, rule: Any) -> tuple[str, str]:
+    if not isinstance(rule, dict):
+        raise ApiError(400, "permissionRules items must be objects")
+    resource, role = rule.get("resource"), rule.get("role")
+    match = RESOURCE.match(resource) if isinstance(resource, str) else None
+    if match is None:
+        raise ApiError(400, f"Invalid resource {resource!r}")
+    product, cloud_id = match.groups()
+    if role != f"ari:cloud:{product}::role/product/member":
+        raise ApiError(400, f"Invalid role {role!r} for resource {resource}")
+    site_product = "jira-software" if product == "jira" else product
+    if not any(s["cloud_id"] == cloud_id and s["product"] == site_product for s in state.sites):
+        raise ApiError(400, f"Unknown site {cloud_id}")
+    return str(resource), str(role)
+
+
+def invite(state: AtlassianState, request: Request, body: Any) -> Response:
+    """POST service-accounts/invite: 404 until propagated, then 202 with a delayed grant."""
+    body = body if isinstance(body, dict) else {}
+    user_ids, rules = body.get("userIds"), body.get("permissionRules")
+    if not isinstance(user_ids, list) or not user_ids or not isinstance(rules, list) or not rules:
+        raise ApiError(400, "userIds and permissionRules are required")
+    parsed = [_parse_rule(state, rule) for rule in rules]  # validate all before applying any
+    now = state.clock()
+    accounts = []
+    for user_id in user_ids:
+        account = state.by_atlassian_id(str(user_id))
+        if (
+            account is None
+            or account.status != "active"
+            or now - account.created_at < state.propagation_seconds
+        ):
+            raise ApiError(404, f"User {user_id} not found in the directory")
+        accounts.append(account)
+    for account in accounts:
+        for resource, role in parsed:
+            if not any(g["resource"] == resource and g["role"] == role for g in account.grants):
+                account.grants.append(
+                    {
+                        "resource": resource,
+                        "role": role,
+                        "effective_at": now + state.grant_apply_seconds,
+                    }
+                )
+                account.updated_at = now
+    return JSONResponse({}, status_code=202)
+
+
+def workspaces(state: AtlassianState, request: Request, body: Any) -> Response:
+    """POST /admin/v2/orgs/{orgId}/workspaces: one entry per product site."""
+    data = []
+    for site in state.sites:
+        ari_product = "jira" if site["product"] == "jira-software" else site["product"]
+        data.append(
+            {
+                "id": f"ari:cloud:{ari_product}::site/{site['cloud_id']}",
+                "type": "workspace",
+                "attributes": {
+                    "typeKey": site["product"],
+                    "name": URL(site["host_url"]).hostname,
+                    "hostUrl": site["host_url"],
+                },
+            }
+        )
+    return JSONResponse({"data": data, "links": {}})
+
+
+# ---- per-user routes (atlassianId) -------------------------------------------------------------
+
+
+def _live_user(state: AtlassianState, request: Request) -> Account:
+    account = state.by_atlassian_id(request.path_params["atlassianId"])
+    if account is None or account.status != "active":
+        raise ApiError(404, "User not found", "NOT_FOUND")
+    return account
+
+
+def _check_expiry(state: AtlassianState, body: dict[str, Any]) -> str:
+    expiry = body.get("expiry")
+    if "expiresAt" in body or not isinstance(expiry, str):
+        raise ApiError(400, "expiry (RFC 3339) is required", "INVALID_EXPIRY")
+    try:
+        when = datetime.fromisoformat(expiry)
+    except ValueError as exc:
+        raise ApiError(400, f"Cannot parse expiry {expiry!r}", "INVALID_EXPIRY") from exc
+    now = datetime.fromtimestamp(state.clock(), UTC)
+    # 1 to 365 days; an hour of slack below one day for the time a request spends in flight.
+    if when.tzinfo is None or not (
+        now + timedelta(days=1, hours=-1) <= when <= now + timedelta(days=365)
+    ):
+        raise ApiError(400, "expiry must be 1 to 365 days ahead", "INVALID_EXPIRY")
+    return expiry
+
+
+def _token_value() -> str:
+    # Shaped like real tokens (prefix, body, '=', checksum) but of varying length on purpose.
+    length = 150 + secrets.randbelow(51)
+    return f"ATATT3x{secrets.token_urlsafe(length)[:length]}={secrets.token_hex(4).upper()}"
+
+
+def mint(state: AtlassianState, request: Request, body: Any) -> Response:
+    """POST /users/{atlassianId}/manage/api-tokens."""
+    account = _live_user(state, request)
+    body = body if isinstance(body, dict) else {}
+    scopes = body.get("scopes")
+    if not scopes:
+        raise ApiError(400, "At least one scope is required", "MISSING_SCOPES")
+    if not isinstance(scopes, list) or not all(
+        isinstance(s, str) and (s in CLASSIC_SCOPES or GRANULAR_SCOPE.match(s)) for s in scopes
+    ):
+        raise ApiError(400, "Only Jira and Confluence scopes can be chosen", "INVALID_SCOPES")
+    label = body.get("label")
+    if not isinstance(label, str) or not label.strip():
+        raise ApiError(400, "label is required", "INVALID_LABEL")
+    expiry = _check_expiry(state, body)
+    if any(
+        t.atlassian_id == account.atlassian_id and t.label == label and not t.revoked
+        for t in state.tokens
+    ):
+        raise ApiError(409, f"A token labelled {label!r} already exists", "DUPLICATE_LABEL")
+    token = Token(
+        str(uuid.uuid4()),
+        account.atlassian_id,
+        label,
+        _token_value(),
+        list(scopes),
+        expiry,
+        state.clock(),
+    )
+    state.tokens.append(token)
+    return JSONResponse(
+        {"id": token.id, "label": label, "token": token.value, "expiry": expiry}, status_code=201
+    )
+
+
+def _live_tokens(state: AtlassianState, atlassian_id: str) -> list[Token]:
+    return [t for t in state.tokens if t.atlassian_id == atlassian_id and not t.revoked]
+
+
+def list_tokens(state: AtlassianState, request: Request, body: Any) -> Response:
+    """GET /users/{atlassianId}/manage/api-tokens: a bare array, no scopes, no values."""
+    account = _live_user(state, request)
+    return JSONResponse([t.info() for t in _live_tokens(state, account.atlassian_id)])
+
+
+def revoke_token(state: AtlassianState, request: Request, body: Any) -> Response:
+    """DELETE /users/{atlassianId}/manage/api-tokens/{tokenId}."""
+    account = _live_user(state, request)
+    token_id = request.path_params["tokenId"]
+    token = next((t for t in _live_tokens(state, account.atlassian_id) if t.id == token_id), None)
+    if token is None:
+        raise ApiError(404, f"Token {token_id} not found", "NOT_FOUND")
+    token.revoked = True
+    return Response(status_code=204)
+
+
+def lifecycle_delete(state: AtlassianState, request: Request, body: Any) -> Response:
+    """POST /users/{atlassianId}/manage/lifecycle/delete: grace period starts."""
+    state.delete_account(_live_user(state, request))
+    return Response(status_code=204)
+
+
+# ---- documented api-access routes (admin id) -------------------------------------------------
+
+
+def _live_account(state: AtlassianState, request: Request) -> Account:
+    account = state.accounts.get(request.path_params["id"])
+    if account is None or account.status != "active":
+        raise ApiError(404, "Service account not found")
+    return account
+
+
+def access_delete(state: AtlassianState, request: Request, body: Any) -> Response:
+    """DELETE /service-accounts/{id} by admin id (an atlassianId gives 404)."""
+    state.delete_account(_live_account(state, request))
+    return Response(status_code=204)
+
+
+def access_tokens(state: AtlassianState, request: Request, body: Any) -> Response:
+    """GET /service-accounts/{id}/api-tokens."""
+    account = _live_account(state, request)
+    items = [t.info() for t in _live_tokens(state, account.atlassian_id)]
+    return JSONResponse({"items": items, "links": {}, "total": len(items)})
+
+
+def access_revoke_all(state: AtlassianState, request: Request, body: Any) -> Response:
+    """DELETE /service-accounts/{id}/api-tokens: revoke every token of the account."""
+    state.revoke_all(_live_account(state, request).atlassian_id)
+    return Response(status_code=204)
+
+
+def access_org_tokens(state: AtlassianState, request: Request, body: Any) -> Response:
+    """GET /service-accounts/api-tokens: live tokens of every live account."""
+    items = [
+        {**t.info(), "serviceAccountId": a.id, "atlassianId": a.atlassian_id}
+        for a in state.live_accounts()
+        for t in _live_tokens(state, a.atlassian_id)
+    ]
+    return JSONResponse({"items": items, "links": {}, "total": len(items)})
+
+
+def access_count(state: AtlassianState, request: Request, body: Any) -> Response:
+    """POST /service-accounts/count: live token counts, at most 100 ids; unknown ids count 0."""
+    ids = body.get("serviceAccountIds") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not ids or len(ids) > MAX_COUNT_IDS:
+        raise ApiError(400, f"serviceAccountIds must hold 1 to {MAX_COUNT_IDS} ids")
+    counts: dict[str, int] = {}
+    for account_id in map(str, ids):
+        account = state.accounts.get(account_id)
+        counts[account_id] = len(_live_tokens(state, account.atlassian_id)) if account else 0
+    return JSONResponse({"counts": counts})
+
+
+# ---- test control routes (no auth, not recorded) ---------------------------------------------
+
+
+def _control_routes(state: AtlassianState) -> list[Route]:
+    async def add_fault(request: Request) -> Response:
+        body = await request.json()
+        try:
+            fault = state.add_fault(
+                str(body.get("route", "any")),
+                str(body.get("kind")),
+                int(body.get("count", 1)),
+                reset=str(body.get("reset", "iso")),
+                after=bool(body.get("after", False)),
+            )
+        except ValueError as exc:
+            return JSONResponse({"message": str(exc)}, status_code=400)
+        return JSONResponse(asdict(fault), status_code=201)
+
+    async def clear_faults(request: Request) -> Response:
+        state.faults.clear()
+        return Response(status_code=204)
+
+    async def config(request: Request) -> Response:
+        body = await request.json()
+        unknown = set(body) - set(CONFIG_KEYS)
+        if unknown:
+            return JSONResponse({"message": f"unknown keys {sorted(unknown)}"}, status_code=400)
+        for key, value in body.items():
+            setattr(state, key, CONFIG_KEYS[key](value))
+        return JSONResponse(state.summary()["config"])
+
+    async def seed(request: Request) -> Response:
+        body = await request.json()
+        account = state.seed_account(
+            str(body["displayName"]), created_by_bot=bool(body.get("createdByBot", False))
+        )
+        return JSONResponse(account.item(state.org_id), status_code=201)
+
+    async def summary(request: Request) -> Response:
+        return JSONResponse(state.summary())
+
+    async def minted(request: Request) -> Response:
+        return JSONResponse(state.minted_values())
+
+    async def calls(request: Request) -> Response:
+        return JSONResponse(state.calls)
+
+    return [
+        Route("/_sandbox/faults", add_fault, methods=["POST"]),
+        Route("/_sandbox/faults", clear_faults, methods=["DELETE"]),
+        Route("/_sandbox/config", config, methods=["POST"]),
+        Route("/_sandbox/seed", seed, methods=["POST"]),
+        Route("/_sandbox/state", summary, methods=["GET"]),
+        Route("/_sandbox/minted", minted, methods=["GET"]),
+        Route("/_sandbox/calls", calls, methods=["GET"]),
+    ]
+
+
+def create_atlassian_app(state: AtlassianState) -> Starlette:
+    """Build the stand-in as an ASGI app bound to `state` (serve with uvicorn or ASGITransport)."""
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietReset) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(_QuietReset())
+
+    def api(path: str, handler: Handler, method: str, family: str) -> Route:
+        console = path.startswith(("/admin/account-management", "/users/"))
+        style = (
+            "errors"
+            if path.startswith("/users/")
+            else ("detail" if path.startswith("/admin/api-access") else "message")
+        )
+        endpoint = _api(state, handler, family=family, style=style, console=console)
+        return Route(path, endpoint, methods=[method])
+
+    # Literal paths come before `{id}` paths so "api-tokens" and "count" are not taken as ids.
+    routes = [
+        api(f"{CONSOLE}/service-accounts", list_accounts, "GET", "list"),
+        api(f"{CONSOLE}/service-accounts", create_account, "POST", "create"),
+        api(f"{CONSOLE}/service-accounts/invite", invite, "POST", "grant"),
+        api(f"{USERS}/api-tokens", mint, "POST", "mint"),
+        api(f"{USERS}/api-tokens", list_tokens, "GET", "list"),
+        api(f"{USERS}/api-tokens/{{tokenId}}", revoke_token, "DELETE", "revoke"),
+        api(f"{USERS}/lifecycle/delete", lifecycle_delete, "POST", "delete"),
+        api("/admin/v2/orgs/{orgId}/workspaces", workspaces, "POST", "workspaces"),
+        api(f"{ACCESS}/service-accounts", list_accounts, "GET", "list"),
+        api(f"{ACCESS}/service-accounts", create_account, "POST", "create"),
+        api(f"{ACCESS}/service-accounts/api-tokens", access_org_tokens, "GET", "list"),
+        api(f"{ACCESS}/service-accounts/count", access_count, "POST", "list"),
+        api(f"{ACCESS}/service-accounts/{{id}}", access_delete, "DELETE", "delete"),
+        api(f"{ACCESS}/service-accounts/{{id}}/api-tokens", access_tokens, "GET", "list"),
+        api(f"{ACCESS}/service-accounts/{{id}}/api-tokens", access_revoke_all, "DELETE", "revoke"),
+    ]
+    return Starlette(routes=routes + _control_routes(state))

@@ -1,0 +1,116 @@
+"""Run the Slack and Atlassian stand-ins together, on local ports, in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import uvicorn
+
+from sandbox.atlassian import AtlassianState, create_atlassian_app
+from sandbox.slack import SlackState, create_slack_app
+
+APPROVAL_CHANNEL = "C0APPROVALS"
+APPROVERS = ("U0BOB", "U0CAROL")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Sandbox:
+    slack: SlackState
+    atlassian: AtlassianState
+    slack_url: str
+    atlassian_url: str
+    _servers: list[uvicorn.Server] = field(default_factory=list)
+    _thread: threading.Thread | None = None
+
+    def bot_env(self) -> dict[str, str]:
+        """The settings that point a bot at these stand-ins."""
+        return {
+            "SLACK_API_URL": f"{self.slack_url}/api/",
+            "SLACK_BOT_TOKEN": self.slack.bot_token,
+            "SLACK_SIGNING_SECRET": self.slack.signing_secret,
+            "SABOT_APPROVAL_CHANNEL": APPROVAL_CHANNEL,
+            "SABOT_APPROVERS": ",".join(APPROVERS),
+            "ATLASSIAN_API_URL": self.atlassian_url,
+            "ATLASSIAN_ORG_ID": self.atlassian.org_id,
+            "ATLASSIAN_API_KEY": self.atlassian.api_key,
+        }
+
+    def stop(self) -> None:
+        for server in self._servers:
+            server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def start_sandbox(host: str = "127.0.0.1", bot_url: str | None = None) -> Sandbox:
+    """Start both stand-ins and return once they answer."""
+    slack_state, atlassian_state = SlackState(bot_url=bot_url), AtlassianState()
+    slack_port, atlassian_port = free_port(host), free_port(host)
+    sandbox = Sandbox(
+        slack_state,
+        atlassian_state,
+        f"http://{host}:{slack_port}",
+        f"http://{host}:{atlassian_port}",
+    )
+    configs = [
+        uvicorn.Config(
+            create_slack_app(slack_state),
+            host=host,
+            port=slack_port,
+            log_level="warning",
+            lifespan="off",
+        ),
+        uvicorn.Config(
+            create_atlassian_app(atlassian_state),
+            host=host,
+            port=atlassian_port,
+            log_level="warning",
+            lifespan="off",
+        ),
+    ]
+    sandbox._servers = [uvicorn.Server(config) for config in configs]
+
+    async def serve() -> None:
+        await asyncio.gather(*(server.serve() for server in sandbox._servers))
+
+    sandbox._thread = threading.Thread(
+        target=asyncio.run, args=(serve(),), daemon=True, name="sandbox"
+    )
+    sandbox._thread.start()
+    deadline = time.monotonic() + 10
+    while not all(server.started for server in sandbox._servers):
+        if time.monotonic() > deadline or not sandbox._thread.is_alive():
+            raise RuntimeError("the sandbox stand-ins did not start")
+        time.sleep(0.01)
+    return sandbox
+
+
+def serve_forever(host: str = "127.0.0.1", bot_url: str | None = None) -> int:
+    """`sabot sandbox`: start, print the settings to use, run until Ctrl-C."""
+    sandbox = start_sandbox(host, bot_url)
+    print("Slack stand-in:     ", sandbox.slack_url, f"(sends commands and clicks to {bot_url})")
+    print("Atlassian stand-in: ", sandbox.atlassian_url)
+    print("\nPoint a bot at them with:\n")
+    for key, value in sandbox.bot_env().items():
+        print(f"export {key}={value}")
+    print(
+        f"\nDrive it: POST {sandbox.slack_url}/_sandbox/command "
+        '{"user":"U0ALICE","channel":"C0GENERAL","text":"request"}'
+    )
+    print("Ctrl-C stops.")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        sandbox.stop()
+    return 0

@@ -1,0 +1,149 @@
+"""The whole flow over real sockets: request -> approve -> provision -> Reveal -> token.
+
+`sabot serve` runs as its own process against the Slack and Atlassian stand-ins, on SQLite and
+on PostgreSQL. A person's view is checked through what the Slack stand-in showed them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sandbox.runner import Sandbox
+from sandbox.slack_client import SlackSandbox
+from tests.conftest import BotProcess, dump_database, rows
+
+ALICE, BOB, CAROL, DAVE = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"
+GENERAL, APPROVALS = "C0GENERAL", "C0APPROVALS"
+
+GOOD_FORM = {
+    "name": {"value": "ci-release-bot"},
+    "justification": {"value": "Publishes release notes from CI <!channel>"},
+    "products": {"value": ["jira"]},
+    "scopes": {"value": ["read:jira-work", "write:jira-work"]},
+    "lifetime_days": {"value": "30"},
+}
+
+
+def has_button(message: dict[str, Any], action_id: str) -> bool:
+    return action_id in json.dumps(message.get("blocks") or [])
+
+
+def open_request_form(slack: SlackSandbox, user: str = ALICE, channel: str = GENERAL) -> str:
+    answer = slack.command(user, channel, "request")
+    assert answer["status"] == 200
+    view = slack.wait_for(lambda: slack.last_view_for(user), what="the request modal")
+    return str(view["id"])
+
+
+def submit_request(
+    slack: SlackSandbox,
+    form: dict[str, Any] | None = None,
+    user: str = ALICE,
+    channel: str = GENERAL,
+) -> dict[str, Any]:
+    view_id = open_request_form(slack, user, channel)
+    return slack.submit(user, view_id, form or GOOD_FORM)
+
+
+def approval_message(slack: SlackSandbox) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        posted = [m for m in slack.messages(APPROVALS) if not m["thread_ts"]]
+        return posted[-1] if posted else None
+
+    return slack.wait_for(find, what="the approval request in the approvers' channel")
+
+
+def card(slack: SlackSandbox, user: str = ALICE) -> dict[str, Any]:
+    dm = slack.dm_channel(user)
+    return slack.wait_for(lambda: slack.messages(dm), what="the requester's card")[-1]
+
+
+def wait_card(slack: SlackSandbox, text: str, user: str = ALICE) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        dm = slack.dm_channel(user)
+        cards = slack.messages(dm)
+        return cards[-1] if cards and text in json.dumps(cards[-1]) else None
+
+    return slack.wait_for(find, what=f"the card to say {text!r}")
+
+
+def reveal_offer(slack: SlackSandbox) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        offers = [
+            m
+            for m in slack.messages(GENERAL, user=ALICE)
+            if m["ephemeral"] and has_button(m, "token_reveal")
+        ]
+        return offers[-1] if offers else None
+
+    return slack.wait_for(find, what="the ephemeral 'account ready' with Reveal")
+
+
+def token_replies(slack: SlackSandbox) -> list[dict[str, Any]]:
+    return [c for c in slack.calls("response_url") if "API token for" in json.dumps(c)]
+
+
+def test_whole_flow_token_only_in_the_ephemeral_reply(
+    sandbox: Sandbox, slack: SlackSandbox, bot: BotProcess
+) -> None:
+    # 1-2: the form opens, is submitted, and turns into a confirmation
+    answer = submit_request(slack)
+    assert answer["status"] == 200
+    assert "waiting for approval" in json.dumps(answer["view"])
+
+    # 3: the approvers see the request, with the justification escaped
+    message = approval_message(slack)
+    posted = json.dumps(message)
+    assert "ci-release-bot" in posted and "<@U0ALICE>" in posted
+    assert "<!channel>" not in posted and "&lt;!channel&gt;" in posted
+    assert has_button(message, "request_approve") and has_button(message, "request_deny")
+    assert "SA-1" in json.dumps(card(slack))
+
+    # 5-6: approval updates the message in place, provisioning creates and grants
+    slack.click(BOB, APPROVALS, message["ts"], "request_approve")
+    offer = reveal_offer(slack)
+    approved = slack.messages(APPROVALS)[0]
+    assert "Approved by <@U0BOB>" in json.dumps(approved)
+    assert not has_button(approved, "request_approve")
+    accounts = sandbox.atlassian.live_accounts()
+    assert [a.display_name for a in accounts] == ["ci-release-bot"]
+    grants = sandbox.atlassian.effective_grants(accounts[0].atlassian_id)
+    assert [g["resource"] for g in grants] == ["ari:cloud:jira-software::site/cloud-sandbox-1"]
+    assert has_button(wait_card(slack, "the account is ready"), "token_reveal")
+    assert sandbox.atlassian.minted_values() == []  # nothing minted before the click
+
+    # 7: Reveal mints now and answers the click alone
+    slack.click(ALICE, GENERAL, offer["ts"], "token_reveal")
+    slack.wait_for(lambda: token_replies(slack), what="the token reply")
+    [token] = sandbox.atlassian.minted_values()
+    [reply] = token_replies(slack)
+    assert reply["args"]["response_type"] == "ephemeral" and reply["args"]["user"] == ALICE
+    assert token in json.dumps(reply) and accounts[0].email in json.dumps(reply)
+    assert "api.atlassian.com/ex/jira/cloud-sandbox-1" in json.dumps(reply)
+    minted = sandbox.atlassian.tokens[0]
+    assert minted.scopes == ["read:jira-work", "write:jira-work"]
+    final_card = wait_card(slack, "Token revealed at")
+    assert not has_button(final_card, "token_reveal")
+
+    # the token is nowhere else: no other Slack call, no database row, no log line
+    others = [
+        c
+        for c in slack.calls()
+        if (c is not reply and c["method"] != "response_url")
+        or (c["method"] == "response_url" and c not in [reply])
+    ]
+    assert all(token not in json.dumps(c) for c in others)
+    assert token not in dump_database(bot.database_url)
+    bot.stop()
+    log = bot.log()
+    assert "DEBUG" in log  # the search below looked through DEBUG lines
+    for secret in (
+        token,
+        sandbox.slack.bot_token,
+        sandbox.slack.signing_secret,
+        sandbox.atlassian.api_key,
+    ):
+        assert secret not in log
+    audit = rows(bot.database_url, "SELECT action FROM audit_event ORDER BY id")
+    assert [a["action"] for a in audit][-1] == "token_delivered"

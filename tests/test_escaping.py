@@ -1,0 +1,51 @@
+"""User text is echoed as typed: it can neither ping anyone nor forge a link."""
+
+from __future__ import annotations
+
+import json
+
+from bot.views.request_messages import approval_message, requester_card
+from bot.views.text import escape
+from workflows.models import ServiceAccountRequest
+from workflows.ports import RequestSnapshot
+
+HOSTILE = "<!channel> <@U0BOSS> <https://evil.example|click> & <!subteam^S1>"
+
+
+def test_escape_order_and_characters() -> None:
+    assert escape("a & <b> &amp;") == "a &amp; &lt;b&gt; &amp;amp;"
+    assert "<" not in escape(HOSTILE) and ">" not in escape(HOSTILE)
+
+
+def _snapshot(**changes: object) -> RequestSnapshot:
+    request = ServiceAccountRequest(
+        id=7,
+        name="ci-bot",
+        justification=HOSTILE,
+        products=["jira"],
+        scopes=["read:jira-work"],
+        lifetime_days=90,
+        requester_id="U0ALICE",
+        status="pending",
+    )
+    for key, value in changes.items():
+        setattr(request, key, value)
+    return RequestSnapshot(request)
+
+
+def test_messages_never_carry_user_text_unescaped() -> None:
+    for render in (approval_message, requester_card):
+        for snap in (
+            _snapshot(),
+            _snapshot(status="denied", status_reason=HOSTILE, decided_by="U0BOB"),
+        ):
+            text, blocks = render(snap)
+            dumped = json.dumps([b.to_dict() for b in blocks]) + text
+            for forged in ("<!channel>", "<https://evil", "<!subteam", "<@U0BOSS>"):
+                assert forged not in dumped
+            assert "&lt;!channel&gt;" in dumped
+
+
+def test_requester_mention_is_kept_as_a_mention() -> None:
+    _, blocks = approval_message(_snapshot())
+    assert "<@U0ALICE>" in json.dumps([b.to_dict() for b in blocks])

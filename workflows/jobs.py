@@ -1,0 +1,197 @@
+"""A job queue in the database: work that must survive a crash and run once across replicas.
+
+A worker claims a job with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's write lock
+serialises claims). A worker that dies leaves its lease to run out, and another worker takes the
+job again, which is why every handler is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from workflows.clock import Clock
+from workflows.db import Database
+from workflows.models import Job
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Job], Awaitable[None]]
+
+
+class RetryLater(Exception):
+    """A handler asks to be run again after `delay` seconds (e.g. waiting on a rate limit)."""
+
+    def __init__(self, delay: float, reason: str) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+def enqueue(
+    session: AsyncSession,
+    kind: str,
+    *,
+    now: datetime,
+    request_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+    delay: timedelta = timedelta(0),
+) -> None:
+    """Add a job in the caller's transaction, so it exists only if the caller's change commits."""
+    session.add(
+        Job(
+            kind=kind,
+            request_id=request_id,
+            payload=payload or {},
+            run_after=now + delay,
+            created_at=now,
+        )
+    )
+
+
+async def claim(db: Database, worker_id: str, now: datetime, lease: timedelta) -> Job | None:
+    """Take the oldest due job (or one whose worker's lease ran out), or None."""
+    due = or_(
+        and_(col(Job.status) == "queued", col(Job.run_after) <= now),
+        and_(col(Job.status) == "running", col(Job.locked_until) < now),
+    )
+    query = select(Job).where(due).order_by(col(Job.run_after), col(Job.id)).limit(1)
+    if not db.is_sqlite:
+        query = query.with_for_update(skip_locked=True)
+    async with db.transaction() as session:
+        job = (await session.execute(query)).scalar_one_or_none()
+        if job is None:
+            return None
+        job.status, job.locked_by = "running", worker_id
+        job.locked_until, job.attempts = now + lease, job.attempts + 1
+    return job
+
+
+async def _finish(db: Database, job: Job, worker_id: str, **values: Any) -> None:
+    async with db.transaction() as session:
+        await session.execute(
+            update(Job)
+            .where(col(Job.id) == job.id, col(Job.locked_by) == worker_id)
+            .values(**values)
+        )
+
+
+class Worker:
+    """Runs jobs from the database until stopped, a few at a time."""
+
+    def __init__(
+        self,
+        db: Database,
+        handlers: Mapping[str, Handler],
+        clock: Clock,
+        *,
+        concurrency: int = 4,
+        poll_interval: float = 1.0,
+        lease: timedelta = timedelta(minutes=5),
+        max_attempts: int = 8,
+    ) -> None:
+        self.db, self.handlers, self.clock = db, handlers, clock
+        self.poll_interval, self.lease, self.max_attempts = poll_interval, lease, max_attempts
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._slots = asyncio.Semaphore(concurrency)
+        self._wake = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """New work was queued in this process: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and run jobs until `stop` is set, then let the running ones finish."""
+        while not stop.is_set():
+            await self._slots.acquire()
+            job = await self._claim_quietly()
+            if job is None:
+                self._slots.release()
+                await self._sleep(stop)
+                continue
+            task = asyncio.create_task(self._run_in_slot(job))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def run_until_idle(self) -> None:
+        """Run due jobs one by one until none is left (CLI and tests)."""
+        while (job := await claim(self.db, self.worker_id, self.clock(), self.lease)) is not None:
+            await self._execute(job)
+
+    async def _claim_quietly(self) -> Job | None:
+        try:
+            return await claim(self.db, self.worker_id, self.clock(), self.lease)
+        except Exception:
+            log.exception("could not claim a job; trying again shortly")
+            return None
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        await asyncio.wait(waiters, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        self._wake.clear()
+
+    async def _run_in_slot(self, job: Job) -> None:
+        try:
+            await self._execute(job)
+        finally:
+            self._slots.release()
+            self.wake()  # a slot is free: look for more work at once
+
+    async def _execute(self, job: Job) -> None:
+        handler = self.handlers.get(job.kind)
+        try:
+            if handler is None:
+                raise LookupError(f"no handler for job kind {job.kind!r}")
+            await handler(job)
+        except RetryLater as wait:
+            await self._again(job, wait.delay, str(wait))
+        except Exception as error:
+            await self._after_error(job, error)
+        else:
+            # The payload may hold a response_url: useless once done, so not kept.
+            await _finish(
+                self.db, job, self.worker_id, status="done", payload={}, locked_until=None
+            )
+
+    async def _after_error(self, job: Job, error: Exception) -> None:
+        reason = f"{type(error).__name__}: {error}"[:2000]
+        if job.attempts >= self.max_attempts:
+            log.error(
+                "job %s (%s) gave up after %d attempts: %s", job.id, job.kind, job.attempts, reason
+            )
+            await _finish(self.db, job, self.worker_id, status="failed", last_error=reason)
+            return
+        log.warning(
+            "job %s (%s) attempt %d failed: %s",
+            job.id,
+            job.kind,
+            job.attempts,
+            reason,
+            exc_info=not isinstance(error, LookupError),
+        )
+        await self._again(job, min(2.0**job.attempts, 60.0), reason)
+
+    async def _again(self, job: Job, delay: float, reason: str) -> None:
+        await _finish(
+            self.db,
+            job,
+            self.worker_id,
+            status="queued",
+            locked_by=None,
+            locked_until=None,
+            last_error=reason[:2000],
+            run_after=self.clock() + timedelta(seconds=delay),
+        )

@@ -1,0 +1,162 @@
+"""Database tables. The database, never a Slack message, is the source of truth.
+
+No table has a column for an API token's value: a token lives in memory between mint and
+ephemeral delivery only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from workflows.states import RequestStatus
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every engine (SQLite drops the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_column(nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+def json_column() -> Any:
+    return Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+
+
+class ServiceAccountRequest(SQLModel, table=True):
+    __tablename__ = "service_account_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, max_length=40)
+    justification: str = Field(max_length=500)
+    products: list[str] = json_column()
+    scopes: list[str] = json_column()
+    lifetime_days: int
+    requester_id: str = Field(index=True, max_length=32)
+    origin_channel_id: str | None = Field(default=None, max_length=32)
+    status: str = Field(default=RequestStatus.SUBMITTED.value, index=True, max_length=16)
+    status_reason: str | None = Field(default=None, max_length=1000)
+    decided_by: str | None = Field(default=None, max_length=32)
+    created_at: datetime = utc_column()
+    updated_at: datetime = utc_column()
+
+    @property
+    def short_id(self) -> str:
+        return f"SA-{self.id}"
+
+
+class ServiceAccount(SQLModel, table=True):
+    """What exists (or is being made) at Atlassian for one approved request."""
+
+    __tablename__ = "service_account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="service_account_request.id", unique=True)
+    name: str = Field(index=True, max_length=40)
+    owner_id: str = Field(index=True, max_length=32)
+    # Set before the create call: on a retry it says "a create may have happened", so the saga
+    # adopts an account of that name instead of making a second one.
+    create_started_at: datetime | None = utc_column(nullable=True)
+    atlassian_id: str | None = Field(default=None, max_length=128)
+    atlassian_account_id: str | None = Field(default=None, index=True, max_length=128)
+    email: str | None = Field(default=None, max_length=320)
+    granted_products: list[str] = json_column()
+    reveal_status: str = Field(default="locked", max_length=16)
+    revealed_at: datetime | None = utc_column(nullable=True)
+    created_at: datetime = utc_column()
+
+
+class ApiToken(SQLModel, table=True):
+    """A minted token's metadata, never its value."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="service_account.id", index=True)
+    label: str = Field(unique=True, max_length=128)
+    atlassian_token_id: str | None = Field(default=None, max_length=128)
+    scopes: list[str] = json_column()
+    state: str = Field(default="minting", max_length=16)
+    expires_at: datetime | None = utc_column(nullable=True)
+    created_at: datetime = utc_column()
+    delivered_at: datetime | None = utc_column(nullable=True)
+    revoked_at: datetime | None = utc_column(nullable=True)
+
+
+class Decision(SQLModel, table=True):
+    """One approver's approve or deny: rows, not a counter, so nobody counts twice."""
+
+    __tablename__ = "decision"
+    __table_args__ = (sa.UniqueConstraint("request_id", "approver_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="service_account_request.id", index=True)
+    approver_id: str = Field(max_length=32)
+    verdict: str = Field(max_length=8)
+    reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime = utc_column()
+
+
+class SlackMessage(SQLModel, table=True):
+    """Where a copy of a request's message lives in Slack, so every copy can be updated."""
+
+    __tablename__ = "slack_message"
+    __table_args__ = (sa.UniqueConstraint("request_id", "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="service_account_request.id", index=True)
+    kind: str = Field(max_length=32)
+    channel_id: str = Field(max_length=32)
+    ts: str = Field(max_length=32)
+    created_at: datetime = utc_column()
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only trail: who did what to which request, and why. Never a token value."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = utc_column(index=True)
+    actor_id: str = Field(max_length=32)
+    action: str = Field(max_length=48, index=True)
+    request_id: int | None = Field(default=None, index=True)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+
+
+class Job(SQLModel, table=True):
+    """Slow work done after Slack's acknowledgement, claimed by any worker with a lease."""
+
+    __tablename__ = "job"
+    __table_args__ = (sa.Index("ix_job_claim", "status", "run_after"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    request_id: int | None = Field(default=None, index=True)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    status: str = Field(default="queued", max_length=16)
+    attempts: int = 0
+    run_after: datetime = utc_column()
+    locked_by: str | None = Field(default=None, max_length=64)
+    locked_until: datetime | None = utc_column(nullable=True)
+    last_error: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = utc_column()

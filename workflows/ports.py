@@ -1,0 +1,71 @@
+"""How the domain talks to people, without knowing it is Slack.
+
+`bot/` implements `Notifier` with the Slack Web API; tests and the CLI may implement it otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import SecretStr
+
+from workflows.models import Decision, ServiceAccount, ServiceAccountRequest
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    channel_id: str
+    ts: str
+
+
+@dataclass(frozen=True)
+class RequestSnapshot:
+    """Everything a message about one request shows, read in one transaction."""
+
+    request: ServiceAccountRequest
+    decisions: list[Decision] = field(default_factory=list)
+    account: ServiceAccount | None = None
+    quorum: int = 1
+
+
+@dataclass(frozen=True)
+class ReplyTarget:
+    """Where to answer the person who clicked: the click's response_url, else an ephemeral."""
+
+    user_id: str
+    channel_id: str | None = None
+    response_url: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenDelivery:
+    """The one moment a token value exists outside Atlassian: from mint to ephemeral reply."""
+
+    request_short_id: str
+    account_name: str
+    email: str
+    token: SecretStr  # repr and str show '**********'
+    label: str
+    expires_at: datetime
+    cloud_id: str
+    products: list[str]
+
+
+class Notifier(Protocol):
+    async def post_approval_request(self, snapshot: RequestSnapshot) -> MessageRef: ...
+
+    async def post_requester_card(self, snapshot: RequestSnapshot) -> MessageRef: ...
+
+    async def update_message(
+        self, kind: str, ref: MessageRef, snapshot: RequestSnapshot
+    ) -> None: ...
+
+    async def post_in_thread(self, ref: MessageRef, text: str) -> None: ...
+
+    async def tell_account_ready(self, snapshot: RequestSnapshot) -> None: ...
+
+    async def deliver_token(self, target: ReplyTarget, delivery: TokenDelivery) -> None: ...
+
+    async def reply(self, target: ReplyTarget, text: str) -> None: ...

@@ -1,0 +1,174 @@
+"""Every Atlassian admin route and body this app uses, in one place.
+
+Facts from ../shared/reference/atlassian-service-accounts.md. When Atlassian changes a route or a
+field, this module (and the sandbox that mirrors it) is the one edit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import SecretStr
+
+CONSOLE = "/admin/account-management/v1/orgs/{org}"
+LIST_PAGE_LIMIT = 80  # Atlassian answers 400 above 80
+DIRECTORY_LAG_TEXT = "not found in the directory"
+
+# `jira-software`, not `jira`: the plain form is accepted and grants nothing.
+PRODUCT_RESOURCES = {
+    "jira": (
+        "ari:cloud:jira-software::site/{cloud}",
+        "ari:cloud:jira-software::role/product/member",
+    ),
+    "confluence": (
+        "ari:cloud:confluence::site/{cloud}",
+        "ari:cloud:confluence::role/product/member",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    params: dict[str, Any] = field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    # Safe to send twice: a retry after a lost answer cannot make a second thing.
+    idempotent: bool = True
+
+
+@dataclass(frozen=True)
+class RemoteAccount:
+    id: str
+    atlassian_id: str
+    email: str
+    display_name: str
+    status: str
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    id: str
+    label: str
+    value: SecretStr
+    expiry: str
+
+
+@dataclass(frozen=True)
+class RemoteToken:
+    id: str
+    label: str
+    expiry: str | None
+
+
+def list_accounts(org: str) -> Route:
+    return Route(
+        "GET", CONSOLE.format(org=org) + "/service-accounts", params={"limit": LIST_PAGE_LIMIT}
+    )
+
+
+def create_account(org: str, display_name: str, description: str) -> Route:
+    return Route(
+        "POST",
+        CONSOLE.format(org=org) + "/service-accounts",
+        body={"displayName": display_name, "description": description},
+        idempotent=False,
+    )
+
+
+def grant_access(org: str, atlassian_id: str, product: str, cloud_id: str) -> Route:
+    resource, role = PRODUCT_RESOURCES[product]
+    rule = {"resource": resource.format(cloud=cloud_id), "role": role}
+    return Route(
+        "POST",
+        CONSOLE.format(org=org) + "/service-accounts/invite",
+        body={"userIds": [atlassian_id], "permissionRules": [rule]},
+    )
+
+
+def mint_token(atlassian_id: str, label: str, scopes: list[str], expiry: datetime) -> Route:
+    # The field must be `expiry` (RFC 3339); `expiresAt` is refused with INVALID_EXPIRY.
+    body = {"label": label, "scopes": scopes, "expiry": expiry.isoformat().replace("+00:00", "Z")}
+    return Route("POST", f"/users/{atlassian_id}/manage/api-tokens", body=body, idempotent=False)
+
+
+def list_tokens(atlassian_id: str) -> Route:
+    return Route("GET", f"/users/{atlassian_id}/manage/api-tokens")
+
+
+def revoke_token(atlassian_id: str, token_id: str) -> Route:
+    return Route("DELETE", f"/users/{atlassian_id}/manage/api-tokens/{token_id}")
+
+
+def find_sites(org: str) -> Route:
+    return Route("POST", f"/admin/v2/orgs/{org}/workspaces", body={})
+
+
+def parse_account(item: dict[str, Any]) -> RemoteAccount:
+    return RemoteAccount(
+        id=str(item["id"]),
+        atlassian_id=str(item["atlassianId"]),
+        email=str(item.get("email", "")),
+        display_name=str(item.get("displayName", "")),
+        status=str(item.get("status", "")),
+    )
+
+
+def parse_minted(body: dict[str, Any]) -> MintedToken:
+    return MintedToken(
+        id=str(body["id"]),
+        label=str(body.get("label", "")),
+        value=SecretStr(str(body["token"])),
+        expiry=str(body.get("expiry", "")),
+    )
+
+
+def parse_tokens(body: Any) -> list[RemoteToken]:
+    items = body if isinstance(body, list) else body.get("items", [])
+    return [
+        RemoteToken(id=str(t["id"]), label=str(t.get("label", "")), expiry=t.get("expiry"))
+        for t in items
+    ]
+
+
+def parse_site_ids(body: dict[str, Any]) -> list[str]:
+    """Cloud ids of the organisation's Jira/Confluence sites (`ari:cloud:jira::site/<id>`)."""
+    ids = []
+    for workspace in body.get("data", []):
+        ari = str(workspace.get("id", ""))
+        if "::site/" in ari:
+            ids.append(ari.rsplit("/", 1)[1])
+    return sorted(set(ids))
+
+
+def next_page(body: dict[str, Any]) -> str | None:
+    links = body.get("links") or {}
+    return links.get("next") or None
+
+
+def error_text(status: int, content_type: str, text: str) -> str:
+    """A short readable reason from any of Atlassian's error body shapes (or an HTML page)."""
+    if "html" in content_type.lower() or text.lstrip().startswith("<"):
+        return "an HTML page came back instead of JSON (an SSO or proxy wall?)"
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text[:200] or f"HTTP {status}"
+    return _message_of(body) or f"HTTP {status}"
+
+
+def _message_of(body: Any) -> str:
+    if not isinstance(body, dict):
+        return ""
+    for key in ("message", "detail", "error"):
+        if isinstance(body.get(key), str) and body[key]:
+            return str(body[key])[:300]
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        first = errors[0]
+        parts = [str(first[k]) for k in ("code", "title", "detail") if first.get(k)]
+        return ": ".join(parts)[:300]
+    return ""

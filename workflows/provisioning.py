@@ -1,0 +1,262 @@
+"""After approval: the saga that makes the account at Atlassian, and the messages about it.
+
+Each step records its result before the next one starts, so a crash anywhere resumes without a
+second account: the create is preceded by a marker, and a retry first looks for an account of
+that name made by the attempt that crashed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import select
+from sqlmodel import col
+
+from workflows import audit, jobs
+from workflows.models import Job, ServiceAccount, ServiceAccountRequest, SlackMessage
+from workflows.ports import MessageRef, RequestSnapshot
+from workflows.providers.atlassian import AtlassianError
+from workflows.providers.atlassian_contract import RemoteAccount
+from workflows.requests import load_request, snapshot, transition
+from workflows.runtime import Runtime
+from workflows.states import Event, RequestStatus
+
+log = logging.getLogger(__name__)
+
+APPROVAL_MESSAGE, REQUESTER_CARD = "approval", "requester_card"
+
+
+# -- messages -------------------------------------------------------------------------------
+
+
+async def announce(runtime: Runtime, job: Job) -> None:
+    """Post the request to the approvers and open the requester's card (each once)."""
+    assert job.request_id is not None
+    async with runtime.db.transaction() as session:
+        await transition(session, job.request_id, Event.ANNOUNCE, runtime.clock())
+    snap = await snapshot(runtime, job.request_id)
+    await _post_once(runtime, snap, APPROVAL_MESSAGE, runtime.notifier.post_approval_request)
+    await _post_once(runtime, snap, REQUESTER_CARD, runtime.notifier.post_requester_card)
+
+
+async def _post_once(
+    runtime: Runtime,
+    snap: RequestSnapshot,
+    kind: str,
+    post: Callable[[RequestSnapshot], Awaitable[MessageRef]],
+) -> None:
+    request_id = snap.request.id
+    assert request_id is not None
+    if await _message(runtime, request_id, kind) is not None:
+        return
+    ref = await post(snap)
+    async with runtime.db.transaction() as session:
+        session.add(
+            SlackMessage(
+                request_id=request_id,
+                kind=kind,
+                channel_id=ref.channel_id,
+                ts=ref.ts,
+                created_at=runtime.clock(),
+            )
+        )
+
+
+async def _message(runtime: Runtime, request_id: int | None, kind: str) -> MessageRef | None:
+    async with runtime.db.transaction() as session:
+        row = (
+            await session.execute(
+                select(SlackMessage).where(
+                    col(SlackMessage.request_id) == request_id, col(SlackMessage.kind) == kind
+                )
+            )
+        ).scalar_one_or_none()
+    return MessageRef(row.channel_id, row.ts) if row else None
+
+
+async def refresh(runtime: Runtime, job: Job) -> None:
+    """Re-render every message of the request from the database: nobody acts on a stale copy."""
+    assert job.request_id is not None
+    snap = await snapshot(runtime, job.request_id)
+    for kind in (APPROVAL_MESSAGE, REQUESTER_CARD):
+        ref = await _message(runtime, job.request_id, kind)
+        if ref is not None:
+            await runtime.notifier.update_message(kind, ref, snap)
+
+
+async def note_in_thread(runtime: Runtime, job: Job) -> None:
+    ref = await _message(runtime, job.request_id, APPROVAL_MESSAGE)
+    if ref is not None:
+        await runtime.notifier.post_in_thread(ref, str(job.payload["text"]))
+
+
+async def notify_ready(runtime: Runtime, job: Job) -> None:
+    assert job.request_id is not None
+    await runtime.notifier.tell_account_ready(await snapshot(runtime, job.request_id))
+
+
+# -- the saga ---------------------------------------------------------------------------------
+
+
+async def provision(runtime: Runtime, job: Job) -> None:
+    """Create the account and grant product access; resumable from any step."""
+    assert job.request_id is not None
+    request, account = await _start(runtime, job.request_id)
+    if account is None:
+        return
+    try:
+        await _ensure_created(runtime, request, account)
+        await _ensure_granted(runtime, request, account)
+    except AtlassianError as error:
+        await _fail(runtime, request, error.reason)
+        return
+    now = runtime.clock()
+    async with runtime.db.transaction() as session:
+        if await transition(session, job.request_id, Event.PROVISIONED, now):
+            account.reveal_status = "ready"
+            session.add(account)
+            audit.record(
+                session,
+                at=now,
+                actor="sabot",
+                action="account_ready",
+                request_id=job.request_id,
+                email=account.email,
+            )
+            jobs.enqueue(session, "refresh", now=now, request_id=job.request_id)
+            jobs.enqueue(session, "notify_ready", now=now, request_id=job.request_id)
+    runtime.jobs_queued()
+
+
+async def _start(
+    runtime: Runtime, request_id: int
+) -> tuple[ServiceAccountRequest, ServiceAccount | None]:
+    now = runtime.clock()
+    async with runtime.db.transaction() as session:
+        await transition(session, request_id, Event.START_PROVISIONING, now)
+        request = await load_request(session, request_id)
+        if request.status != RequestStatus.PROVISIONING:
+            return request, None  # finished, failed or never approved: nothing to do
+        account = (
+            await session.execute(
+                select(ServiceAccount).where(col(ServiceAccount.request_id) == request_id)
+            )
+        ).scalar_one_or_none()
+        if account is None:
+            account = ServiceAccount(
+                request_id=request_id,
+                name=request.name,
+                owner_id=request.requester_id,
+                created_at=now,
+            )
+            session.add(account)
+            audit.record(
+                session, at=now, actor="sabot", action="provisioning_started", request_id=request_id
+            )
+    return request, account
+
+
+async def _ensure_created(
+    runtime: Runtime, request: ServiceAccountRequest, account: ServiceAccount
+) -> None:
+    retry = runtime.atlassian.retry
+    for attempt in range(1, retry.attempts + 1):
+        if account.atlassian_account_id:
+            return
+        if account.create_started_at is not None:
+            # An earlier attempt may have created it before its answer was lost: adopt that one.
+            found = await runtime.atlassian.find_by_display_name(account.name)
+            if found:
+                await _record_created(runtime, account, found[0], adopted=True)
+                return
+        await _mark_create_started(runtime, account)
+        try:
+            remote = await runtime.atlassian.create_service_account(
+                account.name, f"Requested in Slack via sabot ({request.short_id})"
+            )
+        except AtlassianError as error:
+            if not error.transient or attempt == retry.attempts:
+                raise
+            await asyncio.sleep(retry.base_delay * 2 ** (attempt - 1))
+            continue
+        await _record_created(runtime, account, remote, adopted=False)
+
+
+async def _mark_create_started(runtime: Runtime, account: ServiceAccount) -> None:
+    if account.create_started_at is not None:
+        return
+    async with runtime.db.transaction() as session:
+        account.create_started_at = runtime.clock()
+        session.add(account)
+
+
+async def _record_created(
+    runtime: Runtime, account: ServiceAccount, remote: RemoteAccount, *, adopted: bool
+) -> None:
+    now = runtime.clock()
+    async with runtime.db.transaction() as session:
+        account.atlassian_id, account.atlassian_account_id = remote.id, remote.atlassian_id
+        account.email = remote.email
+        session.add(account)
+        audit.record(
+            session,
+            at=now,
+            actor="sabot",
+            action="account_created",
+            request_id=account.request_id,
+            atlassian_id=remote.id,
+            atlassian_account_id=remote.atlassian_id,
+            email=remote.email,
+            adopted=adopted,
+        )
+
+
+async def _ensure_granted(
+    runtime: Runtime, request: ServiceAccountRequest, account: ServiceAccount
+) -> None:
+    assert account.atlassian_account_id is not None
+    for product in request.products:
+        if product in account.granted_products:
+            continue
+        await runtime.atlassian.grant_product(
+            account.atlassian_account_id, product, runtime.cloud_id
+        )
+        async with runtime.db.transaction() as session:
+            account.granted_products = [*account.granted_products, product]
+            session.add(account)
+            audit.record(
+                session,
+                at=runtime.clock(),
+                actor="sabot",
+                action="access_granted",
+                request_id=account.request_id,
+                product=product,
+            )
+
+
+async def _fail(runtime: Runtime, request: ServiceAccountRequest, reason: str) -> None:
+    assert request.id is not None
+    now = runtime.clock()
+    log.warning("provisioning %s failed: %s", request.short_id, reason)
+    async with runtime.db.transaction() as session:
+        if not await transition(session, request.id, Event.FAIL, now, status_reason=reason):
+            return
+        audit.record(
+            session,
+            at=now,
+            actor="sabot",
+            action="provisioning_failed",
+            request_id=request.id,
+            reason=reason,
+        )
+        jobs.enqueue(session, "refresh", now=now, request_id=request.id)
+        jobs.enqueue(
+            session,
+            "thread_note",
+            now=now,
+            request_id=request.id,
+            payload={"text": f"Provisioning {request.short_id} failed: {reason}"},
+        )
+    runtime.jobs_queued()

@@ -1,0 +1,28 @@
+"""What the domain's operations need from the outside world, passed as one object."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from workflows.clock import Clock, system_clock
+from workflows.db import Database
+from workflows.policy import Policy
+from workflows.ports import Notifier
+from workflows.providers.atlassian import AtlassianAdmin
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass
+class Runtime:
+    db: Database
+    policy: Policy
+    atlassian: AtlassianAdmin
+    notifier: Notifier
+    cloud_id: str
+    clock: Clock = system_clock
+    # Called after a transaction that queued jobs commits: wakes an in-process worker.
+    jobs_queued: Callable[[], None] = field(default=_nothing)

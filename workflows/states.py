@@ -1,0 +1,84 @@
+"""The life of a service-account request, as one table.
+
+Every change of status goes through `next_status`, and the database applies it as a conditional
+update (`... WHERE status = :expected`), so two clicks or two replicas can never both win.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RequestStatus(StrEnum):
+    SUBMITTED = "submitted"
+    PENDING = "pending"
+    APPROVED = "approved"
+    PROVISIONING = "provisioning"
+    ACTIVE = "active"
+    DENIED = "denied"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    REVOKED = "revoked"
+    DELETED = "deleted"
+
+
+class Event(StrEnum):
+    ANNOUNCE = "announce"  # posted to the approvers
+    APPROVE = "approve"  # quorum reached
+    DENY = "deny"
+    CANCEL = "cancel"  # by the requester
+    EXPIRE = "expire"  # waited too long for a decision
+    START_PROVISIONING = "start_provisioning"
+    PROVISIONED = "provisioned"
+    FAIL = "fail"
+    RETRY = "retry"  # an admin retries a failed request
+    REVOKE = "revoke"
+    DELETE = "delete"
+
+
+S, E = RequestStatus, Event
+
+# (from, event) -> to. Anything not listed is refused.
+TRANSITIONS: dict[tuple[RequestStatus, Event], RequestStatus] = {
+    (S.SUBMITTED, E.ANNOUNCE): S.PENDING,
+    (S.SUBMITTED, E.CANCEL): S.CANCELLED,
+    (S.PENDING, E.APPROVE): S.APPROVED,
+    (S.PENDING, E.DENY): S.DENIED,
+    (S.PENDING, E.CANCEL): S.CANCELLED,
+    (S.PENDING, E.EXPIRE): S.EXPIRED,
+    (S.APPROVED, E.START_PROVISIONING): S.PROVISIONING,
+    (S.APPROVED, E.FAIL): S.FAILED,
+    (S.PROVISIONING, E.PROVISIONED): S.ACTIVE,
+    (S.PROVISIONING, E.FAIL): S.FAILED,
+    (S.FAILED, E.RETRY): S.APPROVED,
+    (S.ACTIVE, E.REVOKE): S.REVOKED,
+    (S.ACTIVE, E.DELETE): S.DELETED,
+    (S.REVOKED, E.DELETE): S.DELETED,
+    (S.FAILED, E.DELETE): S.DELETED,
+}
+
+# A name stays taken while a request or account in one of these is alive.
+ENDED: frozenset[RequestStatus] = frozenset({S.DENIED, S.CANCELLED, S.EXPIRED, S.FAILED, S.DELETED})
+
+
+class IllegalTransition(Exception):
+    """The event does not apply to a request in this status."""
+
+    def __init__(self, status: RequestStatus, event: Event) -> None:
+        super().__init__(f"cannot {event.value} a request that is {status.value}")
+        self.status = status
+        self.event = event
+
+
+def next_status(status: RequestStatus, event: Event) -> RequestStatus:
+    """The status after `event`, or IllegalTransition."""
+    try:
+        return TRANSITIONS[(status, event)]
+    except KeyError:
+        raise IllegalTransition(status, event) from None
+
+
+def sources_of(event: Event) -> list[RequestStatus]:
+    """Every status from which `event` is allowed."""
+    return [source for (source, ev) in TRANSITIONS if ev == event]
