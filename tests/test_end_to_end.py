@@ -30,10 +30,15 @@ def has_button(message: dict[str, Any], action_id: str) -> bool:
 
 
 def open_request_form(slack: SlackSandbox, user: str = ALICE, channel: str = GENERAL) -> str:
+    before = set(slack.views())
     answer = slack.command(user, channel, "request")
     assert answer["status"] == 200
-    view = slack.wait_for(lambda: slack.last_view_for(user), what="the request modal")
-    return str(view["id"])
+
+    def opened() -> str | None:
+        new = [vid for vid, v in slack.views().items() if vid not in before and v["user"] == user]
+        return new[-1] if new else None
+
+    return slack.wait_for(opened, what="the request modal")
 
 
 def submit_request(

@@ -29,6 +29,13 @@ class RequestSnapshot:
     account: ServiceAccount | None = None
     quorum: int = 1
 
+    def fingerprint(self) -> tuple[object, ...]:
+        """Everything a message shows; equal fingerprints render equal messages."""
+        r, a = self.request, self.account
+        decisions = tuple((d.approver_id, d.verdict, d.reason) for d in self.decisions)
+        account = (a.email, a.reveal_status, a.revealed_at) if a else None
+        return (r.status, r.status_reason, r.decided_by, r.updated_at, decisions, account)
+
 
 @dataclass(frozen=True)
 class ReplyTarget:

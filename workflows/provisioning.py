@@ -26,6 +26,7 @@ from workflows.states import Event, RequestStatus
 log = logging.getLogger(__name__)
 
 APPROVAL_MESSAGE, REQUESTER_CARD = "approval", "requester_card"
+MAX_REFRESH_ROUNDS = 5
 
 
 # -- messages -------------------------------------------------------------------------------
@@ -77,13 +78,23 @@ async def _message(runtime: Runtime, request_id: int | None, kind: str) -> Messa
 
 
 async def refresh(runtime: Runtime, job: Job) -> None:
-    """Re-render every message of the request from the database: nobody acts on a stale copy."""
+    """Re-render every message of the request from the database: nobody acts on a stale copy.
+
+    Two refreshes of one request may run at once and finish out of order; so after posting,
+    each one reads the request again and posts again if it changed meanwhile. The last post
+    is therefore always of the newest state.
+    """
     assert job.request_id is not None
     snap = await snapshot(runtime, job.request_id)
-    for kind in (APPROVAL_MESSAGE, REQUESTER_CARD):
-        ref = await _message(runtime, job.request_id, kind)
-        if ref is not None:
-            await runtime.notifier.update_message(kind, ref, snap)
+    for _ in range(MAX_REFRESH_ROUNDS):
+        for kind in (APPROVAL_MESSAGE, REQUESTER_CARD):
+            ref = await _message(runtime, job.request_id, kind)
+            if ref is not None:
+                await runtime.notifier.update_message(kind, ref, snap)
+        latest = await snapshot(runtime, job.request_id)
+        if latest.fingerprint() == snap.fingerprint():
+            return
+        snap = latest
 
 
 async def note_in_thread(runtime: Runtime, job: Job) -> None:

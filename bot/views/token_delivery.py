@@ -37,7 +37,7 @@ def token_message(delivery: TokenDelivery) -> tuple[str, list[Block]]:
             text=f"*Expires* {when(delivery.expires_at)}\n*Use it through the "
             f"Atlassian API gateway* (not `*.atlassian.net`):\n{gateways}\n"
             f"```{example}```\nBasic auth with `email:token`, or "
-            "`Authorization: Bearer <token>`."
+            "`Authorization: Bearer &lt;token&gt;`."
         ),
         ContextBlock(
             elements=[

@@ -45,7 +45,7 @@ class AtlassianError(Exception):
         self.reason, self.status, self.transient = reason, status, transient
 
 
-def _explain(status: int, detail: str) -> str:
+def _explain(status: int, detail: str, route: contract.Route) -> str:
     if status == 401:
         return f"Atlassian refused the API key (HTTP 401: {detail}); check ATLASSIAN_API_KEY"
     if status == 403:
@@ -53,11 +53,24 @@ def _explain(status: int, detail: str) -> str:
             f"Atlassian forbade the call (HTTP 403: {detail}); the organisation API key may "
             "be scoped (account routes need a key without scopes) or lack admin rights"
         )
-    if status in (402, 409):
+    if status in (402, 409) and route.quota_limited:  # elsewhere 409 is e.g. a label in use
         return (
             f"the organisation's service-account or licence quota is full (HTTP {status}: {detail})"
         )
     return f"Atlassian answered HTTP {status}: {detail}"
+
+
+def _json_of(response: httpx.Response) -> Any:
+    if not response.content:
+        return {}
+    try:
+        return response.json()
+    except ValueError:
+        raise AtlassianError(
+            f"Atlassian answered HTTP {response.status_code} with a page that is not JSON "
+            "(an SSO or proxy wall?)",
+            status=response.status_code,
+        ) from None
 
 
 def _seconds_until(reset: str, now: datetime) -> float | None:
@@ -182,15 +195,20 @@ class AtlassianAdmin:
                 delay = self._backoff(attempt)
             else:
                 if response.status_code < 400:
-                    return response.json() if response.content else {}
+                    return _json_of(response)
                 detail = contract.error_text(
                     response.status_code, response.headers.get("content-type", ""), response.text
                 )
-                if response.status_code not in RETRYABLE_STATUS:
+                status = response.status_code
+                if status not in RETRYABLE_STATUS:
+                    raise AtlassianError(_explain(status, detail, route), status=status)
+                last = f"HTTP {status}: {detail}"
+                if not route.idempotent and status != 429:
+                    # Only a 429 says the request was not acted on; a 5xx may follow a create
+                    # that happened, so as with a lost answer the caller adopts or revokes.
                     raise AtlassianError(
-                        _explain(response.status_code, detail), status=response.status_code
+                        f"Atlassian answered {last}", status=status, transient=True
                     )
-                last = f"HTTP {response.status_code}: {detail}"
                 delay = self._retry_delay(response, attempt)
             log.info(
                 "atlassian %s %s: %s; retry %d/%d in %.1fs",

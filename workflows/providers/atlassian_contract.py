@@ -38,6 +38,8 @@ class Route:
     body: dict[str, Any] | None = None
     # Safe to send twice: a retry after a lost answer cannot make a second thing.
     idempotent: bool = True
+    # 402/409 here means the service-account or licence quota is full (create, grant only).
+    quota_limited: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ def create_account(org: str, display_name: str, description: str) -> Route:
         CONSOLE.format(org=org) + "/service-accounts",
         body={"displayName": display_name, "description": description},
         idempotent=False,
+        quota_limited=True,
     )
 
 
@@ -86,6 +89,7 @@ def grant_access(org: str, atlassian_id: str, product: str, cloud_id: str) -> Ro
         "POST",
         CONSOLE.format(org=org) + "/service-accounts/invite",
         body={"userIds": [atlassian_id], "permissionRules": [rule]},
+        quota_limited=True,
     )
 
 

@@ -1,0 +1,216 @@
+"""`sabot demo`: the whole flow on this machine, no credentials, with a transcript.
+
+The Slack and Atlassian stand-ins and a real `sabot serve` process run on free local ports with
+a temporary database; a requester (alice) and an approver (bob) act over signed HTTP, as Slack
+would send their clicks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from sandbox.runner import APPROVAL_CHANNEL, Sandbox, free_port, start_sandbox
+from sandbox.slack_client import SlackSandbox
+
+T = TypeVar("T")
+ALICE, BOB, GENERAL = "U0ALICE", "U0BOB", "C0GENERAL"
+FORM = {
+    "name": {"value": "ci-release-notes"},
+    "justification": {"value": "Posts release notes to Confluence and links Jira issues from CI"},
+    "products": {"value": ["jira", "confluence"]},
+    "scopes": {"value": ["read:jira-work", "write:confluence-content"]},
+    "lifetime_days": {"value": "30"},
+}
+
+
+class StepFailed(Exception):
+    pass
+
+
+NAMES = {"<@U0ALICE>": "@alice", "<@U0BOB>": "@bob"}
+
+
+def block_text(blocks: list[dict[str, Any]]) -> list[str]:
+    """What a person reads in a message: texts, fields, buttons (mentions shown as names)."""
+    return [_named(line) for line in _lines(blocks)]
+
+
+def _named(line: str) -> str:
+    for mention, name in NAMES.items():
+        line = line.replace(mention, name)
+    return line
+
+
+def _lines(blocks: list[dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for block in blocks:
+        text = (block.get("text") or {}).get("text")
+        if text:
+            lines.extend(str(text).splitlines())
+        for item in (block.get("fields") or []) + (block.get("elements") or []):
+            if item.get("type") == "button":
+                lines.append(f"[{item['text']['text']}]")
+            elif item.get("text"):
+                lines.extend(str(item["text"]).splitlines())
+    return lines
+
+
+def mask(token: str) -> str:
+    return f"{token[:6]}…({len(token)} characters, masked here)"
+
+
+class Demo:
+    def __init__(self, sandbox: Sandbox, slack: SlackSandbox) -> None:
+        self.sandbox, self.slack = sandbox, slack
+
+    def say(self, who: str, what: str, lines: list[str] | None = None) -> None:
+        print(f"\n{who:>6} | {what}")
+        for line in lines or []:
+            print(f"{'':>6} |     {line}")
+
+    def wait(self, predicate: Callable[[], T | None], step: str, timeout: float = 15) -> T:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise StepFailed(step)
+
+    def play(self) -> None:
+        before = set(self.slack.views())
+        self.say("alice", "types `/service-account request` in #general")
+        self.slack.command(ALICE, GENERAL, "request")
+        view_id = self.wait(
+            lambda: next(
+                (
+                    v
+                    for v, e in self.slack.views().items()
+                    if v not in before and e["user"] == ALICE
+                ),
+                None,
+            ),
+            "the request form did not open",
+        )
+        view = self.slack.views()[view_id]["view"]
+        labels = [b["label"]["text"] for b in view["blocks"] if b.get("label")]
+        self.say("alice", "sees the form and fills it in", labels)
+        answer = self.slack.submit(ALICE, view_id, FORM)
+        if answer["status"] != 200 or not answer.get("view"):
+            raise StepFailed(f"the form was not accepted: {answer.get('body')}")
+        self.say("alice", "sees", block_text(answer["view"]["blocks"]))
+        message = self.wait(
+            lambda: next(iter(self.slack.messages(APPROVAL_CHANNEL)), None),
+            "no request reached the approvers' channel",
+        )
+        self.say("bob", "sees in #approvals", block_text(message["blocks"]))
+        self.say("bob", "clicks [Approve]")
+        self.slack.click(BOB, APPROVAL_CHANNEL, message["ts"], "request_approve")
+        offer = self.wait(self._reveal_offer, "the account never became ready", timeout=30)
+        self.say("alice", "sees, visible only to her", block_text(offer["blocks"]))
+        self.say("alice", "clicks [Reveal token]")
+        self.slack.click(ALICE, GENERAL, offer["ts"], "token_reveal")
+        reply = self.wait(self._token_reply, "the token was not delivered")
+        self._show_token(reply)
+
+    def _reveal_offer(self) -> dict[str, Any] | None:
+        return next(
+            (
+                m
+                for m in self.slack.messages(GENERAL, user=ALICE)
+                if m["ephemeral"] and "token_reveal" in json.dumps(m["blocks"])
+            ),
+            None,
+        )
+
+    def _token_reply(self) -> dict[str, Any] | None:
+        return next(
+            (
+                m
+                for m in self.slack.messages(GENERAL, user=ALICE)
+                if m["ephemeral"] and m["via"] == "response_url" and "API token" in json.dumps(m)
+            ),
+            None,
+        )
+
+    def _show_token(self, reply: dict[str, Any]) -> None:
+        [token] = self.sandbox.atlassian.minted_values()
+        if token not in json.dumps(reply) or reply["user"] != ALICE:
+            raise StepFailed("the token reply did not hold the token for alice alone")
+        lines = [line.replace(token, mask(token)) for line in block_text(reply["blocks"])]
+        self.say("alice", "receives, ephemerally (only she sees it, never stored)", lines)
+        card = self.wait(self._revealed_card, "the card never said the token was revealed")
+        self.say("alice", "her DM card now ends with", block_text(card["blocks"])[-1:])
+
+    def _revealed_card(self) -> dict[str, Any] | None:
+        cards = self.slack.messages(self.slack.dm_channel(ALICE))
+        return cards[-1] if cards and "revealed at" in json.dumps(cards[-1]) else None
+
+
+def _start_server(sandbox: Sandbox, workdir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLACK_", "SABOT_", "ATLASSIAN_", "DATABASE_"))
+    }
+    env.update(sandbox.bot_env())
+    env["DATABASE_URL"] = f"sqlite:///{workdir / 'demo.db'}"
+    log_path = workdir / "server.log"
+    # cwd is the empty temporary folder, so no .env of the user's is read.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--port", str(port)],
+        cwd=workdir,
+        env=env,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return process, url, log_path
+        except httpx.TransportError:
+            time.sleep(0.05)
+    process.kill()
+    raise StepFailed(f"the server did not start:\n{log_path.read_text()[-2000:]}")
+
+
+def run_demo() -> int:
+    """Play the flow; 0 only if alice received the token ephemerally."""
+    with tempfile.TemporaryDirectory(prefix="sabot-demo-") as folder:
+        sandbox = start_sandbox()
+        process, log_path = None, Path(folder) / "server.log"
+        try:
+            process, url, log_path = _start_server(sandbox, Path(folder))
+            sandbox.slack.bot_url = url
+            print(
+                f"sabot demo: stand-ins at {sandbox.slack_url} (Slack) and "
+                f"{sandbox.atlassian_url} (Atlassian); server at {url}"
+            )
+            with SlackSandbox(sandbox.slack_url) as slack:
+                Demo(sandbox, slack).play()
+            print("\nOK: the token reached alice in an ephemeral reply to her own click.")
+            return 0
+        except StepFailed as failed:
+            print(f"\nFAILED at this step: {failed}", file=sys.stderr)
+            if log_path.exists():
+                tail = log_path.read_text(errors="replace").splitlines()[-30:]
+                print("server log (last lines):", *tail, sep="\n  ", file=sys.stderr)
+            return 1
+        finally:
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=20)
+            sandbox.stop()

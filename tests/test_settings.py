@@ -1,0 +1,127 @@
+"""Settings: one clear line per bad setting, never a secret's value."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.settings import SERVE_NEEDS, Settings, SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "xoxb-very-secret-value-123"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in list(os.environ):
+        if key.startswith(("SLACK_", "SABOT_", "ATLASSIAN_", "DATABASE_")):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)  # no .env of the developer's
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert settings.slack_api_url == "https://slack.com/api/"
+    assert settings.sabot_command == "/service-account"
+    assert settings.atlassian_api_url == "https://api.atlassian.com"
+    assert settings.database_url == "sqlite:///sabot.db"
+
+
+def test_comma_lists_and_trailing_slash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SABOT_APPROVERS", "U0BOB, U0CAROL,")
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api")
+    settings = load_settings()
+    assert settings.sabot_approvers == ["U0BOB", "U0CAROL"]
+    assert settings.slack_api_url == "http://127.0.0.1:9/api/"
+
+
+def test_dotenv_in_the_working_folder_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("SABOT_APPROVAL_CHANNEL=C0APPROVALS\n")
+    assert load_settings().sabot_approval_channel == "C0APPROVALS"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("SABOT_APPROVERS", "bob", "SABOT_APPROVERS"),
+        ("SABOT_APPROVAL_CHANNEL", "#approvals", "SABOT_APPROVAL_CHANNEL"),
+        ("SLACK_API_URL", "slack.com/api", "SLACK_API_URL"),
+        ("ATLASSIAN_RETRY_ATTEMPTS", "many", "ATLASSIAN_RETRY_ATTEMPTS"),
+    ],
+)
+def test_malformed_settings_name_themselves(
+    monkeypatch: pytest.MonkeyPatch, key: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError, match=named):
+        load_settings()
+
+
+def test_missing_settings_are_listed_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", SECRET)
+    with pytest.raises(SettingsError) as caught:
+        load_settings().require(*SERVE_NEEDS)
+    assert "SLACK_SIGNING_SECRET" in str(caught.value)
+    assert "SLACK_BOT_TOKEN" not in str(caught.value) and SECRET not in str(caught.value)
+
+
+def test_secrets_never_show_in_repr_or_str(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", SECRET)
+    monkeypatch.setenv("ATLASSIAN_API_KEY", SECRET + "-atl")
+    settings = Settings()
+    assert SECRET not in repr(settings) and SECRET not in str(settings)
+    assert SECRET in settings.credentials()
+
+
+def test_serve_without_settings_stops_with_one_line(tmp_path: Path) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SABOT_", "ATLASSIAN_"))
+    }
+    env["SLACK_BOT_TOKEN"] = SECRET
+    env["SABOT_APPROVERS"] = "not-a-user"
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "serve"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    assert "SABOT_APPROVERS" in done.stderr and SECRET not in done.stderr
+
+
+def test_every_command_has_help() -> None:
+    for command in (
+        [],
+        ["serve"],
+        ["worker"],
+        ["socket"],
+        ["db", "upgrade"],
+        ["sandbox"],
+        ["demo"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", *command, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0 and "usage: sabot" in done.stdout
+
+
+def test_manifest_declares_what_the_app_uses() -> None:
+    manifest = yaml.safe_load((ROOT / "app_manifest.yml").read_text())
+    [command] = manifest["features"]["slash_commands"]
+    assert command["command"] == "/service-account" and command["should_escape"] is True
+    assert command["url"].endswith("/slack/events")
+    assert manifest["settings"]["interactivity"]["request_url"].endswith("/slack/events")
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert manifest["features"]["app_home"]["messages_tab_enabled"] is True
+    assert {"commands", "chat:write", "im:write"} <= set(manifest["oauth_config"]["scopes"]["bot"])
