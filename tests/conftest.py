@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,10 +52,11 @@ async def _pg(admin_url: str, statement: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database of each engine; PostgreSQL only where TEST_DATABASE_URL is set."""
-    if request.param == "sqlite":
+@contextmanager
+def throwaway_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh SQLite file, or a PostgreSQL database created from TEST_DATABASE_URL and dropped
+    after; PostgreSQL is skipped (visibly) where that variable is not set."""
+    if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'sabot.db'}"
         return
     admin = _pg_admin_url()
@@ -62,11 +64,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
     name = f"sabot_test_{uuid.uuid4().hex[:10]}"
     asyncio.run(_pg(admin, f'CREATE DATABASE "{name}"'))
-    base = admin.rsplit("/", 1)[0]
     try:
-        yield f"{base}/{name}"
+        yield f"{admin.rsplit('/', 1)[0]}/{name}"
     finally:
         asyncio.run(_pg(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each test that takes it runs on both engines."""
+    with throwaway_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(tmp_path: Path) -> Iterator[str]:
+    """For what only PostgreSQL supports: several processes on one database."""
+    with throwaway_database("postgresql", tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

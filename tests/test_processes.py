@@ -1,0 +1,128 @@
+"""The ways to run sabot: a separate worker, several replicas, migrations, the sandbox."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from sandbox.runner import Sandbox
+from sandbox.slack_client import SlackSandbox
+from tests.conftest import FAST_SETTINGS, BotProcess, rows, start_bot
+from tests.test_end_to_end import (
+    ALICE,
+    APPROVALS,
+    BOB,
+    GENERAL,
+    approval_message,
+    reveal_offer,
+    submit_request,
+    token_replies,
+)
+
+
+def _env(sandbox: Sandbox, database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SABOT_"))}
+    env.update({**sandbox.bot_env(), **FAST_SETTINGS, "DATABASE_URL": database_url})
+    return env
+
+
+def test_server_without_worker_plus_a_worker_process(
+    sandbox: Sandbox, slack: SlackSandbox, database_url: str, tmp_path: Path
+) -> None:
+    bot = start_bot(sandbox, database_url, tmp_path / "serve.log", args=("--no-worker",))
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "bot", "worker"],
+        cwd=tmp_path,
+        env=_env(sandbox, database_url),
+        stdout=(tmp_path / "worker.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        submit_request(slack)
+        slack.click(BOB, APPROVALS, approval_message(slack)["ts"], "request_approve")
+        slack.click(ALICE, GENERAL, reveal_offer(slack)["ts"], "token_reveal")
+        slack.wait_for(lambda: token_replies(slack), what="the token, via the worker")
+        workers = rows(database_url, "SELECT DISTINCT locked_by FROM job")
+        assert len(workers) == 1  # every job was run by the worker process, none by serve
+    finally:
+        worker.terminate()
+        assert worker.wait(timeout=20) == 0  # SIGTERM: a clean stop
+        bot.stop()
+
+
+def test_slack_rate_limits_are_honoured_and_the_flow_completes(
+    sandbox: Sandbox, slack: SlackSandbox, bot: BotProcess
+) -> None:
+    for method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
+        slack.fault(method, count=1, retry_after=1)
+    started = time.monotonic()
+    submit_request(slack)
+    slack.click(BOB, APPROVALS, approval_message(slack)["ts"], "request_approve")
+    reveal_offer(slack)
+    assert time.monotonic() - started >= 1.0  # it waited as Slack asked
+    limited = [c for c in slack.calls() if c.get("error") == "ratelimited"]
+    assert {c["method"] for c in limited} == {
+        "chat.postMessage",
+        "chat.update",
+        "chat.postEphemeral",
+    }
+
+
+def test_db_upgrade_is_repeatable(database_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "db", "upgrade"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+    assert rows(database_url, "SELECT version_num FROM alembic_version") == [
+        {"version_num": "0001"}
+    ]
+
+
+def test_replicas_starting_at_once_migrate_once(
+    sandbox: Sandbox, postgres_url: str, tmp_path: Path
+) -> None:
+    database_url = postgres_url
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        bots = list(
+            pool.map(lambda i: start_bot(sandbox, database_url, tmp_path / f"r{i}.log"), range(3))
+        )
+    for bot in bots:
+        bot.stop()
+    assert rows(database_url, "SELECT version_num FROM alembic_version") == [
+        {"version_num": "0001"}
+    ]
+
+
+def test_sandbox_command_prints_the_settings(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "sandbox"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(14)]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    printed = "".join(lines)
+    for key in (
+        "SLACK_API_URL=http://127.0.0.1:",
+        "ATLASSIAN_API_URL=http://127.0.0.1:",
+        "SLACK_SIGNING_SECRET=",
+        "SABOT_APPROVAL_CHANNEL=C0APPROVALS",
+    ):
+        assert key in printed
