@@ -154,7 +154,8 @@ class Demo:
 
     def _revealed_card(self) -> dict[str, Any] | None:
         cards = self.slack.messages(self.slack.dm_channel(ALICE))
-        return cards[-1] if cards and "revealed at" in json.dumps(cards[-1]) else None
+        # The blocks shown now, not the message's history of earlier versions.
+        return cards[-1] if cards and "revealed at" in json.dumps(cards[-1]["blocks"]) else None
 
 
 def _start_server(sandbox: Sandbox, workdir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:

@@ -64,13 +64,19 @@ def card(slack: SlackSandbox, user: str = ALICE) -> dict[str, Any]:
     return slack.wait_for(lambda: slack.messages(dm), what="the requester's card")[-1]
 
 
-def wait_card(slack: SlackSandbox, text: str, user: str = ALICE) -> dict[str, Any]:
-    def find() -> dict[str, Any] | None:
-        dm = slack.dm_channel(user)
-        cards = slack.messages(dm)
-        return cards[-1] if cards and text in json.dumps(cards[-1]) else None
+def wait_shown(slack: SlackSandbox, channel: str, text: str, index: int = -1) -> dict[str, Any]:
+    """Wait until a message in `channel` shows `text` now (not in an earlier version)."""
 
-    return slack.wait_for(find, what=f"the card to say {text!r}")
+    def find() -> dict[str, Any] | None:
+        messages = [m for m in slack.messages(channel) if not m["thread_ts"]]
+        shown = messages[index] if messages else None
+        return shown if shown and text in json.dumps(shown["blocks"]) else None
+
+    return slack.wait_for(find, what=f"a message in {channel} to show {text!r}")
+
+
+def wait_card(slack: SlackSandbox, text: str, user: str = ALICE) -> dict[str, Any]:
+    return wait_shown(slack, slack.dm_channel(user), text)
 
 
 def reveal_offer(slack: SlackSandbox) -> dict[str, Any]:
@@ -108,8 +114,7 @@ def test_whole_flow_token_only_in_the_ephemeral_reply(
     # 5-6: approval updates the message in place, provisioning creates and grants
     slack.click(BOB, APPROVALS, message["ts"], "request_approve")
     offer = reveal_offer(slack)
-    approved = slack.messages(APPROVALS)[0]
-    assert "Approved by <@U0BOB>" in json.dumps(approved)
+    approved = wait_shown(slack, APPROVALS, "Approved by <@U0BOB>", index=0)
     assert not has_button(approved, "request_approve")
     accounts = sandbox.atlassian.live_accounts()
     assert [a.display_name for a in accounts] == ["ci-release-bot"]

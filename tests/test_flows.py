@@ -20,6 +20,7 @@ from tests.test_end_to_end import (
     submit_request,
     token_replies,
     wait_card,
+    wait_shown,
 )
 
 
@@ -65,8 +66,7 @@ def test_deny_with_a_reason(sandbox: Sandbox, slack: SlackSandbox, bot: BotProce
     slack.submit(BOB, modal["id"], {"deny_reason": {"value": "Use the shared <!here> bot"}})
     card = wait_card(slack, "Denied by")
     assert "Use the shared &lt;!here&gt; bot" in json.dumps(card)
-    denied = slack.messages(APPROVALS)[0]
-    assert "Denied by <@U0BOB>" in json.dumps(denied)
+    denied = wait_shown(slack, APPROVALS, "Denied by <@U0BOB>", index=0)
     assert not has_button(denied, "request_approve")
     assert sandbox.atlassian.live_accounts() == []
     # the name is free again once the request ended

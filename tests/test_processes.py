@@ -46,6 +46,10 @@ def test_server_without_worker_plus_a_worker_process(
         slack.click(BOB, APPROVALS, approval_message(slack)["ts"], "request_approve")
         slack.click(ALICE, GENERAL, reveal_offer(slack)["ts"], "token_reveal")
         slack.wait_for(lambda: token_replies(slack), what="the token, via the worker")
+        slack.wait_for(
+            lambda: not rows(database_url, "SELECT id FROM job WHERE status != 'done'"),
+            what="every job done",
+        )
         workers = rows(database_url, "SELECT DISTINCT locked_by FROM job")
         assert len(workers) == 1  # every job was run by the worker process, none by serve
     finally:

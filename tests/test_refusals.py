@@ -22,6 +22,7 @@ from tests.test_end_to_end import (
     reveal_offer,
     submit_request,
     token_replies,
+    wait_card,
 )
 
 COMMAND_BODY = (
@@ -143,4 +144,4 @@ def test_reveal_clicked_twice_mints_once(
     slack.wait_for(lambda: ephemerals_to(slack, ALICE, "already revealed"), what="refusal")
     assert len(sandbox.atlassian.minted_values()) == 1
     assert len(token_replies(slack)) == 1
-    assert not has_button(slack.messages(slack.dm_channel(ALICE))[-1], "token_reveal")
+    assert not has_button(wait_card(slack, "Token revealed at"), "token_reveal")
