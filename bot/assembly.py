@@ -10,15 +10,17 @@ from datetime import timedelta
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.background import Background
+from bot.directory import SlackDirectory
 from bot.notifier import SlackNotifier
 from bot.services import Services
-from bot.settings import Settings, SettingsError
+from bot.settings import POLICY_NEEDS, Settings, SettingsError
 from bot.slack_api import web_client
 from workflows.db import Database
 from workflows.handlers import job_handlers
 from workflows.jobs import Worker
 from workflows.migrations import upgrade
-from workflows.policy import Policy
+from workflows.policy import Policy, PolicyFile
+from workflows.policy_file import load_policy
 from workflows.providers.atlassian import AtlassianAdmin, RetryPolicy
 from workflows.runtime import Runtime
 
@@ -85,18 +87,25 @@ class Assembly:
         await self.db.dispose()
 
 
+def policy_rules(settings: Settings) -> PolicyFile:
+    """The policy file named by SABOT_POLICY, or the simplest policy the settings form."""
+    if settings.sabot_policy:
+        return load_policy(settings.sabot_policy)
+    settings.require(*POLICY_NEEDS)
+    assert settings.sabot_approval_channel
+    return Policy.from_settings(
+        settings.sabot_approvers, settings.sabot_admins, settings.sabot_approval_channel
+    ).rules
+
+
 async def assemble(settings: Settings, *, migrate: bool = True) -> Assembly:
+    rules = policy_rules(settings)
     db = Database(settings.database_url)
     if migrate:
         await upgrade(db)
     atlassian = atlassian_client(settings)
     client = web_client(settings)
-    assert settings.sabot_approval_channel
-    policy = Policy(
-        approvers=frozenset(settings.sabot_approvers),
-        admins=frozenset(settings.sabot_admins),
-        approval_channel=settings.sabot_approval_channel,
-    )
+    policy = Policy(rules, SlackDirectory(client))
     runtime = Runtime(
         db=db,
         policy=policy,

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from bot import logs
 from bot.settings import (
@@ -16,6 +17,7 @@ from bot.settings import (
     SettingsError,
     load_settings,
 )
+from workflows.policy_file import PolicyError
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -47,7 +49,7 @@ def _db_upgrade(_args: argparse.Namespace) -> int:
     from workflows.db import Database
     from workflows.migrations import upgrade
 
-    settings = _settings(())
+    settings = _settings((), policy=False)
 
     async def go() -> None:
         db = Database(settings.database_url)
@@ -59,6 +61,20 @@ def _db_upgrade(_args: argparse.Namespace) -> int:
     asyncio.run(go())
     print("database is at the newest schema")
     return 0
+
+
+def _policy_check(args: argparse.Namespace) -> int:
+    from bot.policy_cli import check
+
+    return check(args.file or load_settings().sabot_policy)
+
+
+def _policy_explain(args: argparse.Namespace) -> int:
+    from bot.policy_cli import explain
+
+    return asyncio.run(
+        explain(load_settings(), args.requester, args.products, args.scopes, args.file)
+    )
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -73,9 +89,14 @@ def _demo(_args: argparse.Namespace) -> int:
     return run_demo()
 
 
-def _settings(needs: tuple[str, ...]) -> Settings:
+def _settings(needs: tuple[str, ...], *, policy: bool = True) -> Settings:
+    """The settings a command needs, its policy checked before anything starts."""
     settings = load_settings()
     settings.require(*needs)
+    if policy:
+        from bot.assembly import policy_rules
+
+        policy_rules(settings)  # an invalid policy stops start-up here, with file and line
     logs.configure(settings.log_level, settings.credentials())
     return settings
 
@@ -141,12 +162,42 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _policy_parsers(sub: Any) -> None:
+    policy = sub.add_parser("policy", help="check or preview the approval policy")
+    actions = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    check = actions.add_parser(
+        "check",
+        help="validate a policy file without starting",
+        description="Exit 0 if the file is valid; otherwise print each "
+        "problem with its file and line and exit 1.",
+    )
+    check.add_argument("file", nargs="?", help="policy file (default: SABOT_POLICY)")
+    check.set_defaults(run=_policy_check)
+    explain = actions.add_parser(
+        "explain",
+        help="who could approve a request, and how many approvals it needs",
+        description="Preview the policy for one request. User groups are resolved through "
+        "Slack when SLACK_BOT_TOKEN is set.",
+    )
+    explain.add_argument("--requester", required=True, help="Slack user id of the requester")
+    explain.add_argument(
+        "--products", required=True, help="comma-separated products, e.g. jira,confluence"
+    )
+    explain.add_argument(
+        "--scopes",
+        required=True,
+        help="comma-separated scopes, e.g. read:jira-work,write:jira-work",
+    )
+    explain.add_argument("--file", help="policy file (default: SABOT_POLICY, else the settings)")
+    explain.set_defaults(run=_policy_explain)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         sys.exit(run(args))
-    except SettingsError as error:
+    except (SettingsError, PolicyError) as error:
         print(f"sabot: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

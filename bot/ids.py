@@ -9,6 +9,8 @@ class ActionId(StrEnum):
     APPROVE = "request_approve"
     DENY = "request_deny"
     REVEAL = "token_reveal"
+    CANCEL = "request_cancel"
+    BREAK_GLASS = "request_break_glass"
     INPUT = "value"  # the one element of each input block
 
 
@@ -21,8 +23,11 @@ class BlockId(StrEnum):
     DENY_REASON = "deny_reason"
     DECISION_BUTTONS = "decision_buttons"
     REVEAL_BUTTON = "reveal_button"
+    REQUESTER_BUTTONS = "requester_buttons"
+    BREAK_GLASS_REASON = "break_glass_reason"
 
 
 class CallbackId(StrEnum):
     REQUEST = "request_submit"
     DENY = "deny_submit"
+    BREAK_GLASS = "break_glass_submit"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -23,7 +24,10 @@ UNREACHABLE = frozenset(
     {"user_not_in_channel", "channel_not_found", "not_in_channel", "is_archived", "no_permission"}
 )
 
-RENDERERS = {"approval": views.approval_message, "requester_card": views.requester_card}
+
+def _renderer(kind: str) -> Callable[[RequestSnapshot], tuple[str, list[Block]]]:
+    """The requester's card, or the approvers' copy (channel message or an approver's DM)."""
+    return views.requester_card if kind == "requester_card" else views.approval_message
 
 
 def _dicts(blocks: list[Block]) -> list[dict[str, Any]]:
@@ -54,8 +58,37 @@ class SlackNotifier:
         )
         return MessageRef(answer["channel"], answer["ts"])
 
+    async def post_approval_dm(self, user_id: str, snapshot: RequestSnapshot) -> MessageRef:
+        dm = await self.client.conversations_open(users=user_id)
+        text, blocks = views.approval_message(snapshot)
+        answer = await self.client.chat_postMessage(
+            channel=dm["channel"]["id"], text=text, blocks=_dicts(blocks)
+        )
+        return MessageRef(answer["channel"], answer["ts"])
+
+    async def remind(self, ref: MessageRef, snapshot: RequestSnapshot) -> None:
+        await self.client.chat_postMessage(
+            channel=ref.channel_id, thread_ts=ref.ts, text=views.reminder(snapshot)
+        )
+
+    async def escalate(
+        self, ref: MessageRef, snapshot: RequestSnapshot, users: list[str], groups: list[str]
+    ) -> None:
+        await self.client.chat_postMessage(
+            channel=ref.channel_id,
+            thread_ts=ref.ts,
+            text=views.escalation(snapshot, users, groups),
+            reply_broadcast=True,
+        )
+
+    async def alert_break_glass(self, snapshot: RequestSnapshot) -> None:
+        text, blocks = views.break_glass_alert(snapshot)
+        await self.client.chat_postMessage(
+            channel=self.approval_channel, text=text, blocks=_dicts(blocks)
+        )
+
     async def update_message(self, kind: str, ref: MessageRef, snapshot: RequestSnapshot) -> None:
-        text, blocks = RENDERERS[kind](snapshot)
+        text, blocks = _renderer(kind)(snapshot)
         await self.client.chat_update(
             channel=ref.channel_id, ts=ref.ts, text=text, blocks=_dicts(blocks)
         )

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
     sabot_command: str = "/service-account"
+    sabot_policy: str | None = None  # a policy file; without one the SABOT_* settings below
     sabot_approval_channel: str | None = None
     sabot_approvers: CommaList = Field(default_factory=list)
     sabot_admins: CommaList = Field(default_factory=list)
@@ -109,29 +110,11 @@ class Settings(BaseSettings):
             )
 
 
-SERVE_NEEDS = (
-    "slack_bot_token",
-    "slack_signing_secret",
-    "sabot_approval_channel",
-    "sabot_approvers",
-    "atlassian_org_id",
-    "atlassian_api_key",
-)
-SOCKET_NEEDS = (
-    "slack_bot_token",
-    "slack_app_token",
-    "sabot_approval_channel",
-    "sabot_approvers",
-    "atlassian_org_id",
-    "atlassian_api_key",
-)
-WORKER_NEEDS = (
-    "slack_bot_token",
-    "sabot_approval_channel",
-    "sabot_approvers",
-    "atlassian_org_id",
-    "atlassian_api_key",
-)
+SERVE_NEEDS = ("slack_bot_token", "slack_signing_secret", "atlassian_org_id", "atlassian_api_key")
+SOCKET_NEEDS = ("slack_bot_token", "slack_app_token", "atlassian_org_id", "atlassian_api_key")
+WORKER_NEEDS = ("slack_bot_token", "atlassian_org_id", "atlassian_api_key")
+# Without SABOT_POLICY, the approvers and their channel come from these settings.
+POLICY_NEEDS = ("sabot_approval_channel", "sabot_approvers")
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.validation import RequestForm, validate
+from workflows.policy import Policy
+from workflows.validation import RequestForm
+from workflows.validation import validate as validate_with
+
+OFFER = Policy.from_settings(["U0BOB"], [], "C0APPROVALS").offer
+
+
+def validate(form: RequestForm) -> tuple[object, dict[str, str]]:
+    return validate_with(form, OFFER)
 
 
 def form(**changes: object) -> RequestForm:

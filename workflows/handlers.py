@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from functools import partial
 
-from workflows import provisioning, reveal
+from workflows import messages, pending, provisioning, reveal
 from workflows.jobs import Handler
 from workflows.runtime import Runtime
 
 
 def job_handlers(runtime: Runtime) -> dict[str, Handler]:
     kinds = {
-        "announce": provisioning.announce,
-        "refresh": provisioning.refresh,
-        "thread_note": provisioning.note_in_thread,
+        "announce": messages.announce,
+        "refresh": messages.refresh,
+        "thread_note": messages.note_in_thread,
+        "notify_ready": messages.notify_ready,
+        "break_glass_alert": messages.break_glass_alert,
         "provision": provisioning.provision,
-        "notify_ready": provisioning.notify_ready,
         "reveal": reveal.reveal,
+        "remind": pending.remind,
+        "escalate": pending.escalate,
+        "expire": pending.expire,
     }
     return {kind: partial(run, runtime) for kind, run in kinds.items()}

@@ -51,6 +51,8 @@ class ServiceAccountRequest(SQLModel, table=True):
     products: list[str] = json_column()
     scopes: list[str] = json_column()
     lifetime_days: int
+    # Fixed when the request is made: a later policy change does not move the goalposts.
+    required_approvals: int = 1
     requester_id: str = Field(index=True, max_length=32)
     origin_channel_id: str | None = Field(default=None, max_length=32)
     status: str = Field(default=RequestStatus.SUBMITTED.value, index=True, max_length=16)
@@ -111,7 +113,7 @@ class Decision(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     request_id: int = Field(foreign_key="service_account_request.id", index=True)
     approver_id: str = Field(max_length=32)
-    verdict: str = Field(max_length=8)
+    verdict: str = Field(max_length=12)  # approve | deny | break_glass
     reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = utc_column()
 

@@ -28,6 +28,7 @@ class RequestSnapshot:
     decisions: list[Decision] = field(default_factory=list)
     account: ServiceAccount | None = None
     quorum: int = 1
+    break_glass_allowed: bool = False
 
     def fingerprint(self) -> tuple[object, ...]:
         """Everything a message shows; equal fingerprints render equal messages."""
@@ -64,6 +65,16 @@ class Notifier(Protocol):
     async def post_approval_request(self, snapshot: RequestSnapshot) -> MessageRef: ...
 
     async def post_requester_card(self, snapshot: RequestSnapshot) -> MessageRef: ...
+
+    async def post_approval_dm(self, user_id: str, snapshot: RequestSnapshot) -> MessageRef: ...
+
+    async def remind(self, ref: MessageRef, snapshot: RequestSnapshot) -> None: ...
+
+    async def escalate(
+        self, ref: MessageRef, snapshot: RequestSnapshot, users: list[str], groups: list[str]
+    ) -> None: ...
+
+    async def alert_break_glass(self, snapshot: RequestSnapshot) -> None: ...
 
     async def update_message(
         self, kind: str, ref: MessageRef, snapshot: RequestSnapshot

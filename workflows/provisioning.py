@@ -1,4 +1,4 @@
-"""After approval: the saga that makes the account at Atlassian, and the messages about it.
+"""After approval: the saga that makes the account at Atlassian.
 
 Each step records its result before the next one starts, so a crash anywhere resumes without a
 second account: the create is preceded by a marker, and a retry first looks for an account of
@@ -9,104 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
 from sqlmodel import col
 
 from workflows import audit, jobs
-from workflows.models import Job, ServiceAccount, ServiceAccountRequest, SlackMessage
-from workflows.ports import MessageRef, RequestSnapshot
+from workflows.models import Job, ServiceAccount, ServiceAccountRequest
 from workflows.providers.atlassian import AtlassianError
 from workflows.providers.atlassian_contract import RemoteAccount
-from workflows.requests import load_request, snapshot, transition
+from workflows.requests import load_request, transition
 from workflows.runtime import Runtime
 from workflows.states import Event, RequestStatus
 
 log = logging.getLogger(__name__)
-
-APPROVAL_MESSAGE, REQUESTER_CARD = "approval", "requester_card"
-MAX_REFRESH_ROUNDS = 5
-
-
-# -- messages -------------------------------------------------------------------------------
-
-
-async def announce(runtime: Runtime, job: Job) -> None:
-    """Post the request to the approvers and open the requester's card (each once)."""
-    assert job.request_id is not None
-    async with runtime.db.transaction() as session:
-        await transition(session, job.request_id, Event.ANNOUNCE, runtime.clock())
-    snap = await snapshot(runtime, job.request_id)
-    await _post_once(runtime, snap, APPROVAL_MESSAGE, runtime.notifier.post_approval_request)
-    await _post_once(runtime, snap, REQUESTER_CARD, runtime.notifier.post_requester_card)
-
-
-async def _post_once(
-    runtime: Runtime,
-    snap: RequestSnapshot,
-    kind: str,
-    post: Callable[[RequestSnapshot], Awaitable[MessageRef]],
-) -> None:
-    request_id = snap.request.id
-    assert request_id is not None
-    if await _message(runtime, request_id, kind) is not None:
-        return
-    ref = await post(snap)
-    async with runtime.db.transaction() as session:
-        session.add(
-            SlackMessage(
-                request_id=request_id,
-                kind=kind,
-                channel_id=ref.channel_id,
-                ts=ref.ts,
-                created_at=runtime.clock(),
-            )
-        )
-
-
-async def _message(runtime: Runtime, request_id: int | None, kind: str) -> MessageRef | None:
-    async with runtime.db.transaction() as session:
-        row = (
-            await session.execute(
-                select(SlackMessage).where(
-                    col(SlackMessage.request_id) == request_id, col(SlackMessage.kind) == kind
-                )
-            )
-        ).scalar_one_or_none()
-    return MessageRef(row.channel_id, row.ts) if row else None
-
-
-async def refresh(runtime: Runtime, job: Job) -> None:
-    """Re-render every message of the request from the database: nobody acts on a stale copy.
-
-    Two refreshes of one request may run at once and finish out of order; so after posting,
-    each one reads the request again and posts again if it changed meanwhile. The last post
-    is therefore always of the newest state.
-    """
-    assert job.request_id is not None
-    snap = await snapshot(runtime, job.request_id)
-    for _ in range(MAX_REFRESH_ROUNDS):
-        for kind in (APPROVAL_MESSAGE, REQUESTER_CARD):
-            ref = await _message(runtime, job.request_id, kind)
-            if ref is not None:
-                await runtime.notifier.update_message(kind, ref, snap)
-        latest = await snapshot(runtime, job.request_id)
-        if latest.fingerprint() == snap.fingerprint():
-            return
-        snap = latest
-
-
-async def note_in_thread(runtime: Runtime, job: Job) -> None:
-    ref = await _message(runtime, job.request_id, APPROVAL_MESSAGE)
-    if ref is not None:
-        await runtime.notifier.post_in_thread(ref, str(job.payload["text"]))
-
-
-async def notify_ready(runtime: Runtime, job: Job) -> None:
-    assert job.request_id is not None
-    await runtime.notifier.tell_account_ready(await snapshot(runtime, job.request_id))
-
 
 # -- the saga ---------------------------------------------------------------------------------
 

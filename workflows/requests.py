@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -15,7 +14,7 @@ from workflows.errors import Conflict, FormInvalid, NotAllowed, NotFound, UserEr
 from workflows.models import Decision, ServiceAccount, ServiceAccountRequest
 from workflows.ports import RequestSnapshot
 from workflows.runtime import Runtime
-from workflows.states import ENDED, Event, RequestStatus, next_status, sources_of
+from workflows.states import ENDED, Event, next_status, sources_of
 from workflows.validation import RequestForm, validate
 
 APPROVE, DENY = "approve", "deny"
@@ -65,7 +64,13 @@ async def snapshot(runtime: Runtime, request_id: int) -> RequestSnapshot:
                 select(ServiceAccount).where(col(ServiceAccount.request_id) == request_id)
             )
         ).scalar_one_or_none()
-    return RequestSnapshot(request, list(decisions), account, runtime.policy.quorum)
+    return RequestSnapshot(
+        request,
+        list(decisions),
+        account,
+        request.required_approvals,
+        runtime.policy.rules.break_glass.enabled,
+    )
 
 
 async def name_in_use(session: AsyncSession, name: str) -> bool:
@@ -86,14 +91,20 @@ async def submit(
     runtime: Runtime, requester_id: str, form: RequestForm, origin_channel_id: str | None
 ) -> ServiceAccountRequest:
     """Store a valid request and queue its announcement to the approvers."""
-    if not runtime.policy.can_be_approved(requester_id):
-        raise UserError(
-            "No approver other than you is configured, so this request could never "
-            "be approved. Ask an admin to add approvers."
-        )
-    clean, errors = validate(form)
+    policy = runtime.policy
+    if not await policy.may_request(requester_id):
+        raise NotAllowed("The policy does not let you ask for service accounts. Ask an admin.")
+    clean, errors = validate(form, policy.offer)
     if clean is None:
         raise FormInvalid(errors)
+    products = [p.value for p in clean.products]
+    eligibility = await policy.eligibility(requester_id, products, clean.scopes)
+    if not eligibility.reachable:
+        raise UserError(
+            f"This request needs {eligibility.quorum} approval(s), but only "
+            f"{len(eligibility.approvers)} approver(s) other than you may approve it, so it "
+            "could never be approved. Ask an admin to add approvers."
+        )
     now = runtime.clock()
     async with runtime.db.transaction() as session:
         if await name_in_use(session, clean.name):
@@ -101,9 +112,10 @@ async def submit(
         request = ServiceAccountRequest(
             name=clean.name,
             justification=clean.justification,
-            products=[p.value for p in clean.products],
+            products=products,
             scopes=clean.scopes,
             lifetime_days=clean.lifetime_days,
+            required_approvals=eligibility.quorum,
             requester_id=requester_id,
             origin_channel_id=origin_channel_id,
             created_at=now,
@@ -128,124 +140,52 @@ async def submit(
     return request
 
 
-async def decide(
-    runtime: Runtime, request_id: int, approver_id: str, verdict: str, reason: str | None = None
-) -> RequestStatus:
-    """Record one approver's verdict; return the request's status afterwards.
-
-    Exactly one of any number of concurrent clicks moves the request on: the status change is a
-    conditional update and the decision rows are unique per approver.
-    """
+async def cancel(runtime: Runtime, request_id: int, user_id: str) -> ServiceAccountRequest:
+    """The requester (or an admin) withdraws a request nobody has decided yet."""
     now = runtime.clock()
-    request = await ensure_may_decide(runtime, request_id, approver_id, verdict)
-    try:
-        async with runtime.db.transaction() as session:
-            status = await _apply_decision(
-                session, runtime, request, approver_id, verdict, reason, now
-            )
-    except IntegrityError:
-        raise Conflict("You have already decided on this request.") from None
-    runtime.jobs_queued()
-    return status
-
-
-async def ensure_may_decide(
-    runtime: Runtime, request_id: int, user_id: str, verdict: str
-) -> ServiceAccountRequest:
-    """The request, if `user_id` may decide on it; else an audited NotAllowed."""
     async with runtime.db.transaction() as session:
         request = await load_request(session, request_id)
-    if runtime.policy.may_decide(user_id, request.requester_id):
-        return request
-    why = (
-        "you cannot decide on your own request"
-        if user_id == request.requester_id
-        else "you are not an approver for this request"
-    )
+    if user_id != request.requester_id and not await runtime.policy.is_admin(user_id):
+        await refuse(runtime, request, user_id, "cancel_refused", "not the requester")
+        raise NotAllowed("Only the requester or an admin can cancel this request.")
+    async with runtime.db.transaction() as session:
+        if not await transition(session, request_id, Event.CANCEL, now, decided_by=user_id):
+            request = await load_request(session, request_id)
+            raise Conflict(
+                f"{request.short_id} is {request.status}: it can no longer be cancelled."
+            )
+        audit.record(
+            session, at=now, actor=user_id, action="request_cancelled", request_id=request_id
+        )
+        jobs.enqueue(session, "refresh", now=now, request_id=request_id)
+    runtime.jobs_queued()
+    return request
+
+
+async def refuse(
+    runtime: Runtime,
+    request: ServiceAccountRequest,
+    user_id: str,
+    action: str,
+    why: str,
+    **detail: object,
+) -> None:
+    """Record who tried what and why it was refused (the caller raises the error)."""
     async with runtime.db.transaction() as session:
         audit.record(
             session,
             at=runtime.clock(),
             actor=user_id,
-            action="decision_refused",
+            action=action,
             request_id=request.id,
-            verdict=verdict,
             why=why,
+            **detail,
         )
-    raise NotAllowed(f"Sorry, {why}.")
 
 
-async def _apply_decision(
-    session: AsyncSession,
-    runtime: Runtime,
-    request: ServiceAccountRequest,
-    approver_id: str,
-    verdict: str,
-    reason: str | None,
-    now: datetime,
-) -> RequestStatus:
-    assert request.id is not None
-    # Lock the request row (PostgreSQL; SQLite's write lock already serialises) so concurrent
-    # verdicts on one request are counted one after the other.
-    current = (
-        await session.execute(
-            select(col(ServiceAccountRequest.status))
-            .where(col(ServiceAccountRequest.id) == request.id)
-            .with_for_update()
-        )
-    ).scalar_one()
-    if current != RequestStatus.PENDING:
-        raise Conflict(await _already(session, request.id))
-    session.add(
-        Decision(
-            request_id=request.id,
-            approver_id=approver_id,
-            verdict=verdict,
-            reason=reason,
-            created_at=now,
-        )
-    )
-    await session.flush()  # the unique (request, approver) row: a double click stops here
-    if verdict == DENY:
-        moved = await transition(
-            session, request.id, Event.DENY, now, decided_by=approver_id, status_reason=reason
-        )
-        outcome = RequestStatus.DENIED
-    else:
-        approvals = await _count(session, request.id, APPROVE)
-        if approvals < runtime.policy.quorum:
-            moved, outcome = True, RequestStatus.PENDING
-        else:
-            moved = await transition(
-                session, request.id, Event.APPROVE, now, decided_by=approver_id
-            )
-            outcome = RequestStatus.APPROVED
-    if not moved:  # raising rolls the decision row back with the rest
-        raise Conflict(await _already(session, request.id))
-    audit.record(
-        session,
-        at=now,
-        actor=approver_id,
-        action=f"request_{verdict}d",
-        request_id=request.id,
-        reason=reason,
-    )
-    if outcome == RequestStatus.APPROVED:
-        jobs.enqueue(session, "provision", now=now, request_id=request.id)
-    jobs.enqueue(session, "refresh", now=now, request_id=request.id)
-    return outcome
-
-
-async def _count(session: AsyncSession, request_id: int, verdict: str) -> int:
-    query = (
-        select(func.count())
-        .select_from(Decision)
-        .where(col(Decision.request_id) == request_id, col(Decision.verdict) == verdict)
-    )
-    return int((await session.execute(query)).scalar_one())
-
-
-async def _already(session: AsyncSession, request_id: int) -> str:
-    request = await load_request(session, request_id)
-    who = f" by <@{request.decided_by}>" if request.decided_by else ""
-    return f"{request.short_id} is already {request.status}{who}."
+def parse_short_id(text: str) -> int:
+    """`SA-12`, `sa-12` or `12` as a person types it."""
+    digits = text.strip().upper().removeprefix("SA-")
+    if not digits.isdigit() or len(digits) > 12:
+        raise NotFound(f"{text!r} is not a request id such as SA-12.")
+    return int(digits)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from workflows.catalog import MAX_LIFETIME_DAYS, MIN_LIFETIME_DAYS, SCOPES_BY_NAME, Product
+from workflows.catalog import MIN_LIFETIME_DAYS, Product
+from workflows.policy import Offer
 
-NAME_PATTERN = re.compile(r"^[a-z0-9-]{3,40}$")
 JUSTIFICATION_MIN, JUSTIFICATION_MAX = 10, 500
 
 
@@ -31,10 +31,20 @@ class ValidRequest:
     lifetime_days: int
 
 
-def check_name(name: str) -> str | None:
-    if not NAME_PATTERN.match(name):
-        return "Use 3 to 40 lower-case letters, digits and dashes."
-    return None
+def check_name(name: str, offer: Offer) -> str | None:
+    rules = offer.names
+    fits = (
+        re.fullmatch(r"[a-z0-9-]{3,40}", name)
+        and re.search(rules.pattern, name)
+        and name.startswith(rules.prefix)
+        and name.endswith(rules.suffix)
+    )
+    if fits:
+        return None
+    custom = (
+        "" if rules.pattern == Offer.default_pattern() else f" It must match `{rules.pattern}`."
+    )
+    return offer.name_hint() + custom
 
 
 def check_justification(text: str) -> str | None:
@@ -43,49 +53,51 @@ def check_justification(text: str) -> str | None:
     return None
 
 
-def check_products(names: list[str]) -> tuple[list[Product], str | None]:
-    known = {p.value for p in Product}
+def check_products(names: list[str], offer: Offer) -> tuple[list[Product], str | None]:
     if not names:
         return [], "Choose at least one product."
-    unknown = [n for n in names if n not in known]
+    offered = {p.value for p in offer.scopes}
+    unknown = [n for n in names if n not in offered]
     if unknown:
-        return [], f"Unknown product: {', '.join(unknown)}."
+        return [], f"Not offered: {', '.join(unknown)}."
     return [Product(n) for n in dict.fromkeys(names)], None
 
 
-def check_scopes(scopes: list[str], products: list[Product]) -> str | None:
+def check_scopes(scopes: list[str], products: list[Product], offer: Offer) -> str | None:
     if not scopes:
         return "Choose at least one scope."
-    unknown = [s for s in scopes if s not in SCOPES_BY_NAME]
-    if unknown:
-        return f"Unknown scope: {', '.join(unknown)}."
-    outside = [s for s in scopes if SCOPES_BY_NAME[s].product not in products]
+    allowed = {scope for product in products for scope in offer.scopes[product]}
+    outside = [s for s in scopes if s not in allowed]
     if outside:
         return f"Not a scope of the chosen products: {', '.join(outside)}."
     return None
 
 
-def check_lifetime(raw: str) -> tuple[int, str | None]:
-    problem = f"Give a whole number of days from {MIN_LIFETIME_DAYS} to {MAX_LIFETIME_DAYS}."
+def check_lifetime(raw: str, products: list[Product], offer: Offer) -> tuple[int, str | None]:
+    longest = min(
+        (offer.max_lifetime_days[p] for p in products),
+        default=max(offer.max_lifetime_days.values()),
+    )
+    problem = f"Give a whole number of days from {MIN_LIFETIME_DAYS} to {longest}."
     try:
         days = int(raw.strip())
     except (ValueError, AttributeError):
         return 0, problem
-    if not MIN_LIFETIME_DAYS <= days <= MAX_LIFETIME_DAYS:
+    if not MIN_LIFETIME_DAYS <= days <= longest:
         return 0, problem
     return days, None
 
 
-def validate(form: RequestForm) -> tuple[ValidRequest | None, dict[str, str]]:
+def validate(form: RequestForm, offer: Offer) -> tuple[ValidRequest | None, dict[str, str]]:
     """The clean request, or the problem with each field (keys are the form's field names)."""
     name, justification = form.name.strip(), form.justification.strip()
-    products, products_error = check_products(form.products)
-    lifetime, lifetime_error = check_lifetime(form.lifetime_days)
+    products, products_error = check_products(form.products, offer)
+    lifetime, lifetime_error = check_lifetime(form.lifetime_days, products, offer)
     errors = {
-        "name": check_name(name),
+        "name": check_name(name, offer),
         "justification": check_justification(justification),
         "products": products_error,
-        "scopes": None if products_error else check_scopes(form.scopes, products),
+        "scopes": None if products_error else check_scopes(form.scopes, products, offer),
         "lifetime_days": lifetime_error,
     }
     problems = {field: message for field, message in errors.items() if message}

@@ -1,4 +1,4 @@
-"""Buttons: Approve, Deny, Reveal token."""
+"""Buttons: Approve, Deny, Reveal token, Cancel request, Break glass."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ids import ActionId
-from bot.services import Services, answering_errors, services_of
-from bot.views.deny_modal import deny_modal
-from workflows import requests, reveal
-from workflows.errors import Conflict, NotFound
+from bot.services import Say, Services, answering_errors, services_of
+from bot.views.reason_modals import break_glass_modal, deny_modal
+from workflows import decisions, requests, reveal
+from workflows.errors import NotFound
 from workflows.ports import ReplyTarget
 
 
@@ -26,11 +26,15 @@ def request_id_of(action: dict[str, Any]) -> int:
     return int(value)
 
 
-def _ephemeral(respond: AsyncRespond) -> Any:
+def ephemeral(respond: AsyncRespond) -> Say:
     async def say(text: str) -> None:
         await respond(text=text, response_type="ephemeral", replace_original=False)
 
     return say
+
+
+def _user(body: dict[str, Any]) -> str:
+    return str(body["user"]["id"])
 
 
 async def approve(
@@ -42,12 +46,8 @@ async def approve(
 ) -> None:
     await ack()
     services = services_of(context)
-    work = _approve(services, action, body["user"]["id"])
-    services.background.spawn(answering_errors(work, _ephemeral(respond)))
-
-
-async def _approve(services: Services, action: dict[str, Any], user_id: str) -> None:
-    await requests.decide(services.runtime, request_id_of(action), user_id, requests.APPROVE)
+    work = decisions.decide(services.runtime, request_id_of(action), _user(body), decisions.APPROVE)
+    services.background.spawn(answering_errors(work, ephemeral(respond)))
 
 
 async def deny(
@@ -58,26 +58,48 @@ async def deny(
     client: AsyncWebClient,
     context: AsyncBoltContext,
 ) -> None:
+    """Ask for a reason; who may deny is checked when the reason is submitted."""
     await ack()
     services = services_of(context)
-    work = _ask_deny_reason(services, client, action, body["user"]["id"], body["trigger_id"])
-    services.background.spawn(answering_errors(work, _ephemeral(respond)))
-
-
-async def _ask_deny_reason(
-    services: Services,
-    client: AsyncWebClient,
-    action: dict[str, Any],
-    user_id: str,
-    trigger_id: str,
-) -> None:
-    request = await requests.ensure_may_decide(
-        services.runtime, request_id_of(action), user_id, requests.DENY
+    # The trigger_id expires 3 s after the click: open the modal before any database work.
+    opening = client.views_open(
+        trigger_id=body["trigger_id"], view=deny_modal(request_id_of(action))
     )
-    if request.status != "pending":
-        raise Conflict(f"{request.short_id} is already {request.status}.")
-    assert request.id is not None
-    await client.views_open(trigger_id=trigger_id, view=deny_modal(request.id, request.short_id))
+    services.background.spawn(answering_errors(opening, ephemeral(respond)))
+
+
+async def break_glass(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+) -> None:
+    await ack()
+    services = services_of(context)
+    opening = client.views_open(
+        trigger_id=body["trigger_id"], view=break_glass_modal(request_id_of(action))
+    )
+    services.background.spawn(answering_errors(opening, ephemeral(respond)))
+
+
+async def cancel(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+) -> None:
+    await ack()
+    services = services_of(context)
+    work = _cancel(services, request_id_of(action), _user(body), ephemeral(respond))
+    services.background.spawn(answering_errors(work, ephemeral(respond)))
+
+
+async def _cancel(services: Services, request_id: int, user_id: str, say: Say) -> None:
+    request = await requests.cancel(services.runtime, request_id, user_id)
+    await say(f"{request.short_id} is cancelled.")
 
 
 async def reveal_token(
@@ -90,19 +112,17 @@ async def reveal_token(
     await ack()
     services = services_of(context)
     target = ReplyTarget(
-        user_id=body["user"]["id"],
+        user_id=_user(body),
         channel_id=(body.get("channel") or {}).get("id"),
         response_url=body.get("response_url"),
     )
-    work = _reveal(services, action, target)
-    services.background.spawn(answering_errors(work, _ephemeral(respond)))
-
-
-async def _reveal(services: Services, action: dict[str, Any], target: ReplyTarget) -> None:
-    await reveal.request_reveal(services.runtime, request_id_of(action), target)
+    work = reveal.request_reveal(services.runtime, request_id_of(action), target)
+    services.background.spawn(answering_errors(work, ephemeral(respond)))
 
 
 def register(app: AsyncApp) -> None:
     app.action(ActionId.APPROVE.value)(approve)
     app.action(ActionId.DENY.value)(deny)
     app.action(ActionId.REVEAL.value)(reveal_token)
+    app.action(ActionId.CANCEL.value)(cancel)
+    app.action(ActionId.BREAK_GLASS.value)(break_glass)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Coroutine
 from typing import Any
 
 from slack_bolt.app.async_app import AsyncApp
@@ -15,7 +17,7 @@ from bot.ids import ActionId, BlockId, CallbackId
 from bot.services import problem_text, services_of
 from bot.views.request_modal import field_errors, submitted_modal
 from bot.views.text import escape
-from workflows import requests
+from workflows import decisions, requests
 from workflows.errors import FormInvalid, UserError
 from workflows.validation import RequestForm
 
@@ -76,28 +78,57 @@ async def submit_request(
     await ack(response_action="update", view=submitted_modal(request))
 
 
+def _reason_and_request(view: dict[str, Any], block: BlockId) -> tuple[str, int | None]:
+    reason = _text((view.get("state") or {}).get("values") or {}, block).strip()
+    request_id = _metadata(view).get("request_id")
+    return reason[:500], request_id if isinstance(request_id, int) else None
+
+
 async def submit_denial(
     ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
 ) -> None:
     """Deny with the reason typed; if the request moved on meanwhile, say so in the modal."""
-    reason = _text((view.get("state") or {}).get("values") or {}, BlockId.DENY_REASON).strip()
-    request_id = _metadata(view).get("request_id")
-    if not reason:
-        await ack(response_action="errors", errors={BlockId.DENY_REASON.value: "Give a reason."})
-        return
-    if not isinstance(request_id, int):
-        await ack(response_action="update", view=_notice("Not denied", "Unknown request."))
+    reason, request_id = _reason_and_request(view, BlockId.DENY_REASON)
+    work = (
+        decisions.decide(
+            services_of(context).runtime,
+            request_id or 0,
+            body["user"]["id"],
+            decisions.DENY,
+            reason,
+        )
+        if reason and request_id
+        else None
+    )
+    await _decide_in_modal(ack, work, BlockId.DENY_REASON, "Give a reason.")
+
+
+async def submit_break_glass(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
+) -> None:
+    reason, request_id = _reason_and_request(view, BlockId.BREAK_GLASS_REASON)
+    work = (
+        decisions.break_glass(
+            services_of(context).runtime, request_id or 0, body["user"]["id"], reason
+        )
+        if reason and request_id
+        else None
+    )
+    await _decide_in_modal(ack, work, BlockId.BREAK_GLASS_REASON, "Say why this cannot wait.")
+
+
+async def _decide_in_modal(
+    ack: AsyncAck, work: Coroutine[Any, Any, object] | None, block: BlockId, missing: str
+) -> None:
+    if work is None:
+        await ack(response_action="errors", errors={block.value: missing})
         return
     try:
-        await requests.decide(
-            services_of(context).runtime,
-            request_id,
-            body["user"]["id"],
-            requests.DENY,
-            reason[:500],
-        )
+        await work
     except UserError as refused:
-        await ack(response_action="errors", errors={BlockId.DENY_REASON.value: str(refused)})
+        # A plain-text field error cannot show a mention: show the id as @U... instead.
+        text = re.sub(r"<@(\w+)>", r"@\1", str(refused))
+        await ack(response_action="errors", errors={block.value: text})
         return
     await ack()
 
@@ -105,3 +136,4 @@ async def submit_denial(
 def register(app: AsyncApp) -> None:
     app.view(CallbackId.REQUEST.value)(submit_request)
     app.view(CallbackId.DENY.value)(submit_denial)
+    app.view(CallbackId.BREAK_GLASS.value)(submit_break_glass)

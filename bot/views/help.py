@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from bot.views.text import escape
+from bot.views.text import escape, unescape
 
 
 def usage(command: str) -> str:
     return (
         f"*{command}* hands out Atlassian Cloud service accounts with an approval step.\n"
         f"• `{command} request`: ask for a service account (opens a form)\n"
+        f"• `{command} cancel SA-12`: withdraw a request nobody has decided yet\n"
         f"• `{command} help`: this text\n"
         "Approvers decide in the approvals channel; once approved, you get a *Reveal token* "
         "button in your direct messages with me."
@@ -16,4 +17,4 @@ def usage(command: str) -> str:
 
 
 def unknown_subcommand(command: str, word: str) -> str:
-    return f"Unknown subcommand `{escape(word[:50])}`.\n{usage(command)}"
+    return f"Unknown subcommand `{escape(unescape(word)[:50])}`.\n{usage(command)}"

@@ -44,20 +44,35 @@ def details(snap: RequestSnapshot) -> list[Block]:
     ]
 
 
+def _approved_by(snap: RequestSnapshot) -> str:
+    glass = [d for d in snap.decisions if d.verdict == "break_glass"]
+    if glass:
+        return (
+            f" by {mention(glass[0].approver_id)} with BREAK-GLASS: {escape(_glass_reason(snap))}"
+        )
+    approvers = [mention(d.approver_id) for d in snap.decisions if d.verdict == "approve"]
+    return f" by {', '.join(approvers)}" if approvers else ""
+
+
+def _pending_line(snap: RequestSnapshot) -> str:
+    approvers = [mention(d.approver_id) for d in snap.decisions if d.verdict == "approve"]
+    line = f":hourglass: Waiting for approval: {len(approvers)} of {snap.quorum} approvals"
+    return line + (f" ({', '.join(approvers)})" if approvers else "")
+
+
 def status_line(snap: RequestSnapshot) -> str:
     r, account = snap.request, snap.account
-    approvers = [d.approver_id for d in snap.decisions if d.verdict == "approve"]
-    by = f" by {mention(r.decided_by)}" if r.decided_by else ""
+    by, approved = (f" by {mention(r.decided_by)}" if r.decided_by else ""), _approved_by(snap)
     lines = {
         S.SUBMITTED: ":hourglass: Submitted",
-        S.PENDING: f":hourglass: Waiting for approval ({len(approvers)} of {snap.quorum})",
-        S.APPROVED: f":white_check_mark: Approved{by}; creating the account",
-        S.PROVISIONING: f":white_check_mark: Approved{by}; creating the account",
-        S.ACTIVE: f":white_check_mark: Approved{by}; the account is ready",
+        S.PENDING: _pending_line(snap),
+        S.APPROVED: f":white_check_mark: Approved{approved}; creating the account",
+        S.PROVISIONING: f":white_check_mark: Approved{approved}; creating the account",
+        S.ACTIVE: f":white_check_mark: Approved{approved}; the account is ready",
         S.DENIED: f":no_entry: Denied{by}: {escape(r.status_reason or 'no reason given')}",
-        S.CANCELLED: ":heavy_multiplication_x: Cancelled",
+        S.CANCELLED: f":heavy_multiplication_x: Cancelled{by}",
         S.EXPIRED: ":alarm_clock: Expired without a decision",
-        S.FAILED: f":x: Approved{by}, but provisioning failed: "
+        S.FAILED: f":x: Approved{approved}, but provisioning failed: "
         f"{escape(r.status_reason or 'unknown reason')}",
         S.REVOKED: ":lock: Tokens revoked",
         S.DELETED: ":wastebasket: Account deleted",
@@ -111,6 +126,22 @@ def reveal_button(snap: RequestSnapshot) -> ActionsBlock:
     )
 
 
+def _requester_buttons(snap: RequestSnapshot) -> list[Block]:
+    r = snap.request
+    if snap.account is not None and snap.account.reveal_status == "ready":
+        return [reveal_button(snap)]
+    if r.status not in (S.SUBMITTED, S.PENDING):
+        return []
+    buttons = [ButtonElement(text="Cancel request", action_id=ActionId.CANCEL, value=str(r.id))]
+    if snap.break_glass_allowed and r.status == S.PENDING:
+        buttons.append(
+            ButtonElement(
+                text="Break glass", action_id=ActionId.BREAK_GLASS, value=str(r.id), style="danger"
+            )
+        )
+    return [ActionsBlock(block_id=BlockId.REQUESTER_BUTTONS, elements=buttons)]
+
+
 def requester_card(snap: RequestSnapshot) -> tuple[str, list[Block]]:
     """The requester's DM card, updated as the request moves on."""
     r = snap.request
@@ -118,9 +149,8 @@ def requester_card(snap: RequestSnapshot) -> tuple[str, list[Block]]:
         *details(snap),
         *_account_line(snap),
         ContextBlock(elements=[MarkdownTextObject(text=status_line(snap))]),
+        *_requester_buttons(snap),
     ]
-    if snap.account is not None and snap.account.reveal_status == "ready":
-        blocks.append(reveal_button(snap))
     return f"Your service account request {r.short_id}: {r.status}", blocks
 
 
@@ -136,3 +166,31 @@ def account_ready(snap: RequestSnapshot) -> tuple[str, list[Block]]:
         SectionBlock(text=text),
         reveal_button(snap),
     ]
+
+
+def reminder(snap: RequestSnapshot) -> str:
+    return f":bell: Reminder: {snap.request.short_id} is still waiting. {_pending_line(snap)}."
+
+
+def escalation(snap: RequestSnapshot, users: list[str], groups: list[str]) -> str:
+    people = [mention(u) for u in users] + [f"<!subteam^{g}>" for g in groups]
+    return (
+        f":rotating_light: {' '.join(people)}: {snap.request.short_id} from "
+        f"{mention(snap.request.requester_id)} has had no decision for a while. "
+        f"{_pending_line(snap)}."
+    )
+
+
+def _glass_reason(snap: RequestSnapshot) -> str:
+    return next((d.reason or "" for d in snap.decisions if d.verdict == "break_glass"), "")
+
+
+def break_glass_alert(snap: RequestSnapshot) -> tuple[str, list[Block]]:
+    r = snap.request
+    text = (
+        f":rotating_light: <!here> *Break-glass*: {mention(r.requester_id)} approved their "
+        f"own request {r.short_id} for `{escape(r.name)}` "
+        f"({escape(', '.join(r.scopes))}).\n*Reason:* {escape(r.status_reason or '')}"
+        "\nReview it now; an admin can revoke the account."
+    )
+    return f"Break-glass self-approval of {r.short_id}", [SectionBlock(text=text)]

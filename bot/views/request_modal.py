@@ -19,14 +19,9 @@ from slack_sdk.models.views import View
 
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.views.text import escape
-from workflows.catalog import (
-    DEFAULT_LIFETIME_DAYS,
-    MAX_LIFETIME_DAYS,
-    MIN_LIFETIME_DAYS,
-    Product,
-    scopes_for,
-)
+from workflows.catalog import MIN_LIFETIME_DAYS, SCOPES_BY_NAME
 from workflows.models import ServiceAccountRequest
+from workflows.policy import Offer
 from workflows.validation import JUSTIFICATION_MAX
 
 FIELD_BLOCKS = {
@@ -42,21 +37,21 @@ def _input(block_id: BlockId, label: str, element: Any, hint: str | None = None)
     return InputBlock(block_id=block_id, label=label, element=element, hint=hint)
 
 
-def _scope_groups() -> list[OptionGroup]:
-    return [
-        OptionGroup(
-            label=product.label,
-            options=[
-                Option(value=scope.name, text=scope.name, description=scope.description[:75])
-                for scope in scopes_for(product)
-            ],
-        )
-        for product in Product
-    ]
+def _scope_groups(offer: Offer) -> list[OptionGroup]:
+    groups = []
+    for product, scopes in offer.scopes.items():
+        options = []
+        for scope in scopes:
+            known = SCOPES_BY_NAME.get(scope)
+            description = known.description[:75] if known else None
+            options.append(Option(value=scope, text=scope, description=description))
+        groups.append(OptionGroup(label=product.label, options=options))
+    return groups
 
 
-def request_modal(origin_channel_id: str | None) -> View:
-    """The request form; the channel it was opened from rides along in private_metadata."""
+def request_modal(origin_channel_id: str | None, offer: Offer) -> View:
+    """The request form, as the policy offers it; the channel it was opened from rides along."""
+    longest = max(offer.max_lifetime_days.values())
     return View(
         type="modal",
         callback_id=CallbackId.REQUEST,
@@ -69,9 +64,11 @@ def request_modal(origin_channel_id: str | None) -> View:
                 BlockId.NAME,
                 "Account name",
                 PlainTextInputElement(
-                    action_id=ActionId.INPUT, max_length=40, placeholder="ci-release-bot"
+                    action_id=ActionId.INPUT,
+                    max_length=40,
+                    placeholder=f"{offer.names.prefix}ci-release-bot{offer.names.suffix}",
                 ),
-                "Lower-case letters, digits and dashes, 3 to 40 characters.",
+                offer.name_hint(),
             ),
             _input(
                 BlockId.JUSTIFICATION,
@@ -88,7 +85,7 @@ def request_modal(origin_channel_id: str | None) -> View:
                 "Products",
                 CheckboxesElement(
                     action_id=ActionId.INPUT,
-                    options=[Option(value=p.value, text=p.label) for p in Product],
+                    options=[Option(value=p.value, text=p.label) for p in offer.scopes],
                 ),
             ),
             _input(
@@ -97,19 +94,19 @@ def request_modal(origin_channel_id: str | None) -> View:
                 StaticMultiSelectElement(
                     action_id=ActionId.INPUT,
                     placeholder="Choose scopes",
-                    option_groups=_scope_groups(),
+                    option_groups=_scope_groups(offer),
                 ),
                 "Each scope must belong to a chosen product. Scopes cannot be changed later.",
             ),
             _input(
                 BlockId.LIFETIME,
-                "Token lifetime (days)",
+                f"Token lifetime (days, at most {longest})",
                 NumberInputElement(
                     action_id=ActionId.INPUT,
                     is_decimal_allowed=False,
-                    initial_value=str(DEFAULT_LIFETIME_DAYS),
+                    initial_value=str(min(offer.default_lifetime_days, longest)),
                     min_value=str(MIN_LIFETIME_DAYS),
-                    max_value=str(MAX_LIFETIME_DAYS),
+                    max_value=str(longest),
                 ),
             ),
         ],

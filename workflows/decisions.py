@@ -1,0 +1,160 @@
+"""Approvers deciding: approve, deny, and break-glass self-approval."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from workflows import audit, jobs
+from workflows.errors import Conflict, NotAllowed, UserError
+from workflows.models import Decision, ServiceAccountRequest
+from workflows.requests import load_request, refuse, transition
+from workflows.runtime import Runtime
+from workflows.states import Event, RequestStatus
+
+APPROVE, DENY, BREAK_GLASS = "approve", "deny", "break_glass"
+
+
+async def ensure_may_decide(
+    runtime: Runtime, request_id: int, user_id: str, verdict: str
+) -> ServiceAccountRequest:
+    """The request, if `user_id` may decide on it now; else an audited NotAllowed.
+
+    Group membership is looked up afresh: someone removed from a group since the request was
+    made cannot approve it.
+    """
+    async with runtime.db.transaction() as session:
+        request = await load_request(session, request_id)
+    if user_id == request.requester_id:
+        why = "you cannot decide on your own request"
+        if runtime.policy.rules.break_glass.enabled:
+            why += " (in an emergency, use Break glass on your request's card)"
+    else:
+        allowed = await runtime.policy.eligibility(
+            request.requester_id, request.products, request.scopes, fresh=True
+        )
+        if user_id in allowed.approvers:
+            return request
+        why = "you are not an approver for this request"
+    await refuse(runtime, request, user_id, "decision_refused", why, verdict=verdict)
+    raise NotAllowed(f"Sorry, {why}.")
+
+
+async def decide(
+    runtime: Runtime, request_id: int, approver_id: str, verdict: str, reason: str | None = None
+) -> RequestStatus:
+    """Record one approver's verdict; return the request's status afterwards.
+
+    Of any number of concurrent clicks, the request moves on once: the status change is a
+    conditional update, the request row is locked while verdicts are counted, and decision rows
+    are unique per approver.
+    """
+    request = await ensure_may_decide(runtime, request_id, approver_id, verdict)
+    try:
+        async with runtime.db.transaction() as session:
+            status = await _record(session, request, approver_id, verdict, reason, runtime.clock())
+    except IntegrityError:
+        raise Conflict("You have already decided on this request.") from None
+    runtime.jobs_queued()
+    return status
+
+
+async def break_glass(runtime: Runtime, request_id: int, user_id: str, reason: str) -> None:
+    """Emergency self-approval: only where the policy allows it, always with a reason, loudly."""
+    async with runtime.db.transaction() as session:
+        request = await load_request(session, request_id)
+    if not runtime.policy.rules.break_glass.enabled:
+        raise NotAllowed("Break-glass approval is not enabled by the policy.")
+    if user_id != request.requester_id:
+        await refuse(
+            runtime,
+            request,
+            user_id,
+            "decision_refused",
+            "break-glass by another",
+            verdict=BREAK_GLASS,
+        )
+        raise NotAllowed("Only the requester can break glass on their own request.")
+    if not reason.strip():
+        raise UserError("Say why this cannot wait for an approver.")
+    async with runtime.db.transaction() as session:
+        await _record(session, request, user_id, BREAK_GLASS, reason.strip(), runtime.clock())
+    runtime.jobs_queued()
+
+
+async def _record(
+    session: AsyncSession,
+    request: ServiceAccountRequest,
+    approver_id: str,
+    verdict: str,
+    reason: str | None,
+    now: datetime,
+) -> RequestStatus:
+    assert request.id is not None
+    await _lock_pending(session, request.id)
+    session.add(
+        Decision(
+            request_id=request.id,
+            approver_id=approver_id,
+            verdict=verdict,
+            reason=reason,
+            created_at=now,
+        )
+    )
+    await session.flush()  # the unique (request, approver) row: a double click stops here
+    if verdict == DENY:
+        await transition(
+            session, request.id, Event.DENY, now, decided_by=approver_id, status_reason=reason
+        )
+        outcome = RequestStatus.DENIED
+    elif (
+        verdict == BREAK_GLASS
+        or await _approvals(session, request.id) >= request.required_approvals
+    ):
+        await transition(session, request.id, Event.APPROVE, now, decided_by=approver_id)
+        outcome = RequestStatus.APPROVED
+    else:
+        outcome = RequestStatus.PENDING
+    audit.record(
+        session,
+        at=now,
+        actor=approver_id,
+        action=f"request_{verdict}",
+        request_id=request.id,
+        reason=reason,
+    )
+    if outcome == RequestStatus.APPROVED:
+        jobs.enqueue(session, "provision", now=now, request_id=request.id)
+    if verdict == BREAK_GLASS:
+        jobs.enqueue(session, "break_glass_alert", now=now, request_id=request.id)
+    jobs.enqueue(session, "refresh", now=now, request_id=request.id)
+    return outcome
+
+
+async def _lock_pending(session: AsyncSession, request_id: int) -> None:
+    # The row lock (PostgreSQL; SQLite's write lock already serialises) makes concurrent verdicts
+    # on one request count one after the other, so a quorum of 2 is met exactly once.
+    status = (
+        await session.execute(
+            select(col(ServiceAccountRequest.status))
+            .where(col(ServiceAccountRequest.id) == request_id)
+            .with_for_update()
+        )
+    ).scalar_one()
+    if status != RequestStatus.PENDING:
+        request = await load_request(session, request_id)
+        who = f" by <@{request.decided_by}>" if request.decided_by else ""
+        raise Conflict(f"{request.short_id} is already {request.status}{who}.")
+
+
+async def _approvals(session: AsyncSession, request_id: int) -> int:
+    query = (
+        select(func.count())
+        .select_from(Decision)
+        .where(col(Decision.request_id) == request_id, col(Decision.verdict) == APPROVE)
+    )
+    return int((await session.execute(query)).scalar_one())
