@@ -16,7 +16,7 @@ from bot.services import Services
 from bot.settings import POLICY_NEEDS, Settings, SettingsError
 from bot.slack_api import web_client
 from workflows.db import Database
-from workflows.handlers import job_handlers
+from workflows.handlers import give_up_handlers, job_handlers
 from workflows.jobs import Worker
 from workflows.migrations import upgrade
 from workflows.policy import Policy, PolicyFile
@@ -119,6 +119,7 @@ async def assemble(settings: Settings, *, migrate: bool = True) -> Assembly:
         runtime.clock,
         poll_interval=settings.worker_poll_seconds,
         lease=timedelta(seconds=settings.job_lease_seconds),
+        give_up=give_up_handlers(runtime),
     )
     services = Services(settings=settings, runtime=runtime, background=Background())
     return Assembly(settings, db, client, runtime, worker, services)

@@ -7,6 +7,7 @@ secret (credentials, and a token while it is being delivered) with a mask, whate
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,12 @@ BODY_LOGGERS = ("slack_sdk.webhook", "slack_bolt.oauth")
 NOISY_LOGGERS = ("aiosqlite", "asyncio")
 
 
+def _spellings(secret: str) -> set[str]:
+    """The secret as written, and as it looks inside JSON or escaped mrkdwn."""
+    escaped = secret.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return {secret, json.dumps(secret)[1:-1], escaped}
+
+
 class SecretScrubber(logging.Filter):
     """Masks every registered secret in the formatted message of each record."""
 
@@ -28,10 +35,10 @@ class SecretScrubber(logging.Filter):
 
     def add(self, secret: str) -> None:
         if len(secret) >= 6:  # a tiny "secret" would mask ordinary words
-            self._secrets.add(secret)
+            self._secrets.update(_spellings(secret))
 
     def discard(self, secret: str) -> None:
-        self._secrets.discard(secret)
+        self._secrets.difference_update(_spellings(secret))
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self._secrets:

@@ -126,7 +126,9 @@ class SlackNotifier:
             await self._ephemeral(target, text, blocks)
 
     async def reply(self, target: ReplyTarget, text: str) -> None:
-        await self._ephemeral(target, text, [SectionBlock(text=text)])
+        # Domain texts may quote Atlassian's error messages: shown as text, never as markup.
+        safe = escape(text)
+        await self._ephemeral(target, safe, [SectionBlock(text=safe)])
 
     async def _ephemeral(self, target: ReplyTarget, text: str, blocks: list[Block]) -> None:
         """Answer the clicker alone: the click's response_url, else chat.postEphemeral."""

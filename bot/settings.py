@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
@@ -99,7 +100,9 @@ class Settings(BaseSettings):
             self.slack_app_token,
             self.atlassian_api_key,
         )
-        return tuple(s.get_secret_value() for s in secrets if s is not None)
+        values = [s.get_secret_value() for s in secrets if s is not None]
+        password = make_url(self.database_url).password if "://" in self.database_url else None
+        return tuple(values + ([str(password)] if password else []))
 
     def require(self, *names: str) -> None:
         """Stop with one line naming every missing setting among `names`."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from workflows import messages, pending, provisioning, reveal
-from workflows.jobs import Handler
+from workflows.jobs import GiveUp, Handler
 from workflows.runtime import Runtime
 
 
@@ -23,3 +23,11 @@ def job_handlers(runtime: Runtime) -> dict[str, Handler]:
         "expire": pending.expire,
     }
     return {kind: partial(run, runtime) for kind, run in kinds.items()}
+
+
+def give_up_handlers(runtime: Runtime) -> dict[str, GiveUp]:
+    """What to leave behind when a job fails for good, so no request is stuck half-way."""
+    return {
+        "provision": partial(provisioning.give_up, runtime),
+        "reveal": partial(reveal.give_up, runtime),
+    }

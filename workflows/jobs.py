@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import socket
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,12 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from workflows.clock import Clock
-from workflows.db import Database
+from workflows.db import Database, rowcount
 from workflows.models import Job
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Job], Awaitable[None]]
+# Called once when a job has failed for good, to leave what it was doing in a clear state.
+GiveUp = Callable[[Job, str], Awaitable[None]]
 
 
 class RetryLater(Exception):
@@ -70,18 +73,22 @@ async def claim(db: Database, worker_id: str, now: datetime, lease: timedelta) -
         job = (await session.execute(query)).scalar_one_or_none()
         if job is None:
             return None
-        job.status, job.locked_by = "running", worker_id
+        # A token per claim, not per worker: when a lease ran out and the job was taken again,
+        # the first run's late finish must not overwrite the second run's.
+        job.status, job.locked_by = "running", f"{worker_id}/{uuid.uuid4().hex[:8]}"
         job.locked_until, job.attempts = now + lease, job.attempts + 1
     return job
 
 
-async def _finish(db: Database, job: Job, worker_id: str, **values: Any) -> None:
+async def _finish(db: Database, job: Job, **values: Any) -> bool:
+    """Update the job if this run still holds it; False if its lease was lost."""
     async with db.transaction() as session:
-        await session.execute(
+        result = await session.execute(
             update(Job)
-            .where(col(Job.id) == job.id, col(Job.locked_by) == worker_id)
+            .where(col(Job.id) == job.id, col(Job.locked_by) == job.locked_by)
             .values(**values)
         )
+    return rowcount(result) > 0
 
 
 class Worker:
@@ -97,8 +104,10 @@ class Worker:
         poll_interval: float = 1.0,
         lease: timedelta = timedelta(minutes=5),
         max_attempts: int = 8,
+        give_up: Mapping[str, GiveUp] | None = None,
     ) -> None:
         self.db, self.handlers, self.clock = db, handlers, clock
+        self.give_up = give_up or {}
         self.poll_interval, self.lease, self.max_attempts = poll_interval, lease, max_attempts
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._slots = asyncio.Semaphore(concurrency)
@@ -151,6 +160,26 @@ class Worker:
             self.wake()  # a slot is free: look for more work at once
 
     async def _execute(self, job: Job) -> None:
+        heartbeat = asyncio.create_task(self._keep_lease(job))
+        try:
+            await self._run_handler(job)
+        finally:
+            heartbeat.cancel()
+
+    async def _keep_lease(self, job: Job) -> None:
+        """Renew the lease while the handler runs, so a slow job is not taken a second time."""
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                held = await _finish(self.db, job, locked_until=self.clock() + self.lease)
+            except Exception:
+                log.warning("could not renew the lease of job %s", job.id, exc_info=True)
+                continue
+            if not held:
+                log.error("job %s (%s) lost its lease to another worker", job.id, job.kind)
+                return
+
+    async def _run_handler(self, job: Job) -> None:
         handler = self.handlers.get(job.kind)
         try:
             if handler is None:
@@ -162,9 +191,7 @@ class Worker:
             await self._after_error(job, error)
         else:
             # The payload may hold a response_url: useless once done, so not kept.
-            await _finish(
-                self.db, job, self.worker_id, status="done", payload={}, locked_until=None
-            )
+            await _finish(self.db, job, status="done", payload={}, locked_until=None)
 
     async def _after_error(self, job: Job, error: Exception) -> None:
         reason = f"{type(error).__name__}: {error}"[:2000]
@@ -172,7 +199,10 @@ class Worker:
             log.error(
                 "job %s (%s) gave up after %d attempts: %s", job.id, job.kind, job.attempts, reason
             )
-            await _finish(self.db, job, self.worker_id, status="failed", last_error=reason)
+            await _finish(self.db, job, status="failed", payload={}, last_error=reason)
+            give_up = self.give_up.get(job.kind)
+            if give_up is not None:
+                await give_up(job, reason)
             return
         log.warning(
             "job %s (%s) attempt %d failed: %s",
@@ -188,7 +218,6 @@ class Worker:
         await _finish(
             self.db,
             job,
-            self.worker_id,
             status="queued",
             locked_by=None,
             locked_until=None,

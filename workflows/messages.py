@@ -31,6 +31,13 @@ async def announce(runtime: Runtime, job: Job) -> None:
     now = runtime.clock()
     async with runtime.db.transaction() as session:
         if await transition(session, job.request_id, Event.ANNOUNCE, now):
+            audit.record(
+                session,
+                at=now,
+                actor="sabot",
+                action="request_announced",
+                request_id=job.request_id,
+            )
             pending.schedule(session, runtime.policy, job.request_id, now)
     runtime.jobs_queued()
     snap = await snapshot(runtime, job.request_id)

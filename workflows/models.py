@@ -42,8 +42,21 @@ def json_column() -> Any:
     return Field(default_factory=list, sa_type=sa.JSON, nullable=False)
 
 
+LIVE_NAME = sa.text("status NOT IN ('denied', 'cancelled', 'expired', 'failed', 'deleted')")
+
+
 class ServiceAccountRequest(SQLModel, table=True):
     __tablename__ = "service_account_request"
+    # One live request per name, enforced by the database (see migration 0003).
+    __table_args__ = (
+        sa.Index(
+            "uq_service_account_request_live_name",
+            "name",
+            unique=True,
+            sqlite_where=LIVE_NAME,
+            postgresql_where=LIVE_NAME,
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True, max_length=40)

@@ -84,30 +84,52 @@ async def _start(
     return request, account
 
 
+def _description(request: ServiceAccountRequest, account: ServiceAccount) -> str:
+    # Unique to this attempt's account row: how a retry recognises the account it made, and
+    # never adopts a same-named account made by hand or by another request.
+    made = account.created_at.strftime("%Y%m%dT%H%M%S") if account.created_at else "?"
+    return f"Requested in Slack via sabot ({request.short_id}, {made})"
+
+
 async def _ensure_created(
     runtime: Runtime, request: ServiceAccountRequest, account: ServiceAccount
 ) -> None:
-    retry = runtime.atlassian.retry
+    retry, description = runtime.atlassian.retry, _description(request, account)
     for attempt in range(1, retry.attempts + 1):
         if account.atlassian_account_id:
             return
-        if account.create_started_at is not None:
-            # An earlier attempt may have created it before its answer was lost: adopt that one.
-            found = await runtime.atlassian.find_by_display_name(account.name)
-            if found:
-                await _record_created(runtime, account, found[0], adopted=True)
-                return
+        # An earlier attempt may have created it before its answer was lost: adopt that one.
+        if account.create_started_at is not None and await _adopt(runtime, account, description):
+            return
         await _mark_create_started(runtime, account)
         try:
-            remote = await runtime.atlassian.create_service_account(
-                account.name, f"Requested in Slack via sabot ({request.short_id})"
-            )
+            remote = await runtime.atlassian.create_service_account(account.name, description)
         except AtlassianError as error:
-            if not error.transient or attempt == retry.attempts:
+            if not error.transient:
+                raise
+            if attempt == retry.attempts:
+                if await _adopt(runtime, account, description):
+                    return  # the last answer was lost, but the account was made
                 raise
             await asyncio.sleep(retry.base_delay * 2 ** (attempt - 1))
             continue
         await _record_created(runtime, account, remote, adopted=False)
+
+
+async def _adopt(runtime: Runtime, account: ServiceAccount, description: str) -> bool:
+    found = [
+        a
+        for a in await runtime.atlassian.find_by_display_name(account.name)
+        if a.description == description
+    ]
+    if len(found) > 1:
+        raise AtlassianError(
+            f"{len(found)} accounts named {account.name} carry this request's "
+            "marker; an admin must keep one and delete the others"
+        )
+    if found:
+        await _record_created(runtime, account, found[0], adopted=True)
+    return bool(found)
 
 
 async def _mark_create_started(runtime: Runtime, account: ServiceAccount) -> None:
@@ -186,3 +208,17 @@ async def _fail(runtime: Runtime, request: ServiceAccountRequest, reason: str) -
             payload={"text": f"Provisioning {request.short_id} failed: {reason}"},
         )
     runtime.jobs_queued()
+
+
+async def give_up(runtime: Runtime, job: Job, reason: str) -> None:
+    """The saga kept failing for a reason other than Atlassian's answers: end it clearly."""
+    assert job.request_id is not None
+    async with runtime.db.transaction() as session:
+        request = await load_request(session, job.request_id)
+    log.error("provisioning %s stopped: %s", request.short_id, reason)
+    await _fail(
+        runtime,
+        request,
+        f"an internal error kept recurring (job {job.id}); "
+        "an admin can find it in the logs and retry",
+    )

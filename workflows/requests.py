@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -15,7 +16,7 @@ from workflows.models import Decision, ServiceAccount, ServiceAccountRequest
 from workflows.ports import RequestSnapshot
 from workflows.runtime import Runtime
 from workflows.states import ENDED, Event, next_status, sources_of
-from workflows.validation import RequestForm, validate
+from workflows.validation import RequestForm, ValidRequest, validate
 
 APPROVE, DENY = "approve", "deny"
 
@@ -105,6 +106,24 @@ async def submit(
             f"{len(eligibility.approvers)} approver(s) other than you may approve it, so it "
             "could never be approved. Ask an admin to add approvers."
         )
+    try:
+        request = await _store(
+            runtime, requester_id, clean, products, eligibility.quorum, origin_channel_id
+        )
+    except IntegrityError:  # the same name submitted at the same moment by someone else
+        raise FormInvalid({"name": f"The name {clean.name} is already in use."}) from None
+    runtime.jobs_queued()
+    return request
+
+
+async def _store(
+    runtime: Runtime,
+    requester_id: str,
+    clean: ValidRequest,
+    products: list[str],
+    required_approvals: int,
+    origin_channel_id: str | None,
+) -> ServiceAccountRequest:
     now = runtime.clock()
     async with runtime.db.transaction() as session:
         if await name_in_use(session, clean.name):
@@ -115,7 +134,7 @@ async def submit(
             products=products,
             scopes=clean.scopes,
             lifetime_days=clean.lifetime_days,
-            required_approvals=eligibility.quorum,
+            required_approvals=required_approvals,
             requester_id=requester_id,
             origin_channel_id=origin_channel_id,
             created_at=now,
@@ -136,7 +155,6 @@ async def submit(
             lifetime_days=clean.lifetime_days,
         )
         jobs.enqueue(session, "announce", now=now, request_id=request.id)
-    runtime.jobs_queued()
     return request
 
 

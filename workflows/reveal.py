@@ -286,3 +286,29 @@ async def revoke_undelivered(runtime: Runtime, account: ServiceAccount) -> None:
                 label=token.label,
                 why="minted but never delivered",
             )
+
+
+async def give_up(runtime: Runtime, job: Job, reason: str) -> None:
+    """A reveal that kept failing: reopen the button and tell the requester."""
+    async with runtime.db.transaction() as session:
+        await session.execute(
+            update(ServiceAccount)
+            .where(
+                col(ServiceAccount.request_id) == job.request_id,
+                col(ServiceAccount.reveal_status) == REVEALING,
+            )
+            .values(reveal_status=READY)
+        )
+        audit.record(
+            session,
+            at=runtime.clock(),
+            actor="sabot",
+            action="reveal_failed",
+            request_id=job.request_id,
+            reason=reason[:300],
+        )
+    await _tell(
+        runtime,
+        ReplyTarget(**job.payload),
+        "The token could not be revealed just now. Click Reveal again in a while.",
+    )

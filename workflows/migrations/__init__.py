@@ -22,6 +22,15 @@ def _config(connection: Connection) -> Config:
     return config
 
 
+def head_revision() -> str:
+    """The newest revision shipped with this version of the app."""
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent))
+    return str(ScriptDirectory.from_config(config).get_current_head())
+
+
 def _upgrade(connection: Connection) -> None:
     command.upgrade(_config(connection), "head")
 

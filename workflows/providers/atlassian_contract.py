@@ -49,6 +49,7 @@ class RemoteAccount:
     email: str
     display_name: str
     status: str
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ def parse_account(item: dict[str, Any]) -> RemoteAccount:
         email=str(item.get("email", "")),
         display_name=str(item.get("displayName", "")),
         status=str(item.get("status", "")),
+        description=str(item.get("description") or ""),
     )
 
 
