@@ -138,6 +138,8 @@ def parser() -> argparse.ArgumentParser:
         "upgrade", help="apply migrations up to the newest schema", description="Uses DATABASE_URL."
     ).set_defaults(run=_db_upgrade)
 
+    _policy_parsers(sub)
+
     sandbox = sub.add_parser(
         "sandbox",
         help="run the local Slack and Atlassian stand-ins",

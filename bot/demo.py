@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,7 +24,8 @@ from sandbox.runner import APPROVAL_CHANNEL, Sandbox, free_port, start_sandbox
 from sandbox.slack_client import SlackSandbox
 
 T = TypeVar("T")
-ALICE, BOB, GENERAL = "U0ALICE", "U0BOB", "C0GENERAL"
+ALICE, BOB, CAROL, GENERAL = "U0ALICE", "U0BOB", "U0CAROL", "C0GENERAL"
+EXAMPLE_POLICY = Path(__file__).resolve().parent.parent / "examples" / "policy.yml"
 FORM = {
     "name": {"value": "ci-release-notes"},
     "justification": {"value": "Posts release notes to Confluence and links Jira issues from CI"},
@@ -37,7 +39,7 @@ class StepFailed(Exception):
     pass
 
 
-NAMES = {"<@U0ALICE>": "@alice", "<@U0BOB>": "@bob"}
+NAMES = {"<@U0ALICE>": "@alice", "<@U0BOB>": "@bob", "<@U0CAROL>": "@carol"}
 
 
 def block_text(blocks: list[dict[str, Any]]) -> list[str]:
@@ -114,14 +116,29 @@ class Demo:
             "no request reached the approvers' channel",
         )
         self.say("bob", "sees in #approvals", block_text(message["blocks"]))
-        self.say("bob", "clicks [Approve]")
-        self.slack.click(BOB, APPROVAL_CHANNEL, message["ts"], "request_approve")
+        for approver in (BOB, CAROL):  # the example policy wants two approvals for write scopes
+            name = NAMES[f"<@{approver}>"].lstrip("@")
+            self.say(name, "clicks [Approve]")
+            shown = json.dumps(message["blocks"])
+            self.slack.click(approver, APPROVAL_CHANNEL, message["ts"], "request_approve")
+            message = self.wait(
+                partial(self._changed, message["ts"], shown), "the approval was not recorded"
+            )
+            self.say(
+                "all", "see the approvers' message now end with", block_text(message["blocks"])[-3:]
+            )
+            if "Waiting for approval" not in json.dumps(message["blocks"]):
+                break
         offer = self.wait(self._reveal_offer, "the account never became ready", timeout=30)
         self.say("alice", "sees, visible only to her", block_text(offer["blocks"]))
         self.say("alice", "clicks [Reveal token]")
         self.slack.click(ALICE, GENERAL, offer["ts"], "token_reveal")
         reply = self.wait(self._token_reply, "the token was not delivered")
         self._show_token(reply)
+
+    def _changed(self, ts: str, before: str) -> dict[str, Any] | None:
+        message = next(m for m in self.slack.messages(APPROVAL_CHANNEL) if m["ts"] == ts)
+        return message if json.dumps(message["blocks"]) != before else None
 
     def _reveal_offer(self) -> dict[str, Any] | None:
         return next(
@@ -167,6 +184,8 @@ def _start_server(sandbox: Sandbox, workdir: Path) -> tuple[subprocess.Popen[byt
     }
     env.update(sandbox.bot_env())
     env["DATABASE_URL"] = f"sqlite:///{workdir / 'demo.db'}"
+    if EXAMPLE_POLICY.exists():  # from a checkout; an installed wheel has no examples/
+        env["SABOT_POLICY"] = str(EXAMPLE_POLICY)
     log_path = workdir / "server.log"
     # cwd is the empty temporary folder, so no .env of the user's is read.
     process = subprocess.Popen(
@@ -196,6 +215,8 @@ def run_demo() -> int:
         try:
             process, url, log_path = _start_server(sandbox, Path(folder))
             sandbox.slack.bot_url = url
+            policy = EXAMPLE_POLICY if EXAMPLE_POLICY.exists() else "the settings"
+            print(f"sabot demo: policy from {policy}")
             print(
                 f"sabot demo: stand-ins at {sandbox.slack_url} (Slack) and "
                 f"{sandbox.atlassian_url} (Atlassian); server at {url}"

@@ -25,6 +25,8 @@ def test_demo_plays_the_whole_flow_and_masks_the_token(tmp_path: Path) -> None:
     for step in (
         "types `/service-account request`",
         "clicks [Approve]",
+        "1 of 2 approvals (@bob)",  # the example policy: two approvals for a write scope
+        "Approved by @bob, @carol",
         "clicks [Reveal token]",
         "receives, ephemerally",
         "Token revealed at",

@@ -29,16 +29,21 @@ def has_button(message: dict[str, Any], action_id: str) -> bool:
     return action_id in json.dumps(message.get("blocks") or [])
 
 
+def new_view(slack: SlackSandbox, user: str, before: set[str], what: str) -> dict[str, Any]:
+    """The modal opened for `user` since `before` (the view ids open then)."""
+
+    def opened() -> dict[str, Any] | None:
+        new = [v for vid, v in slack.views().items() if vid not in before and v["user"] == user]
+        return new[-1]["view"] if new else None
+
+    return slack.wait_for(opened, what=what)
+
+
 def open_request_form(slack: SlackSandbox, user: str = ALICE, channel: str = GENERAL) -> str:
     before = set(slack.views())
     answer = slack.command(user, channel, "request")
     assert answer["status"] == 200
-
-    def opened() -> str | None:
-        new = [vid for vid, v in slack.views().items() if vid not in before and v["user"] == user]
-        return new[-1] if new else None
-
-    return slack.wait_for(opened, what="the request modal")
+    return str(new_view(slack, user, before, "the request modal")["id"])
 
 
 def submit_request(

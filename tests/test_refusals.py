@@ -127,7 +127,9 @@ def test_ten_concurrent_approvals_make_one_account(
         if c["method"] == "POST" and c["path"].endswith("/service-accounts")
     ]
     assert len(creates) == 1
-    already = [c for c in slack.calls("response_url") if "already" in json.dumps(c["args"])]
+    already = [
+        c for c in slack.calls("response_url") if "already approved by" in json.dumps(c["args"])
+    ]
     assert len(already) == 9
 
 

@@ -17,6 +17,20 @@ from workflows.runtime import Runtime
 from workflows.states import Event, RequestStatus
 
 APPROVE, DENY, BREAK_GLASS = "approve", "deny", "break_glass"
+S = RequestStatus
+# How a decided request is described to someone who clicks on it late.
+OUTCOME_WORDS = {
+    S.APPROVED: "approved",
+    S.PROVISIONING: "approved",
+    S.ACTIVE: "approved",
+    S.FAILED: "approved",
+    S.REVOKED: "approved",
+    S.DELETED: "approved",
+    S.DENIED: "denied",
+    S.CANCELLED: "cancelled",
+    S.EXPIRED: "expired",
+    S.SUBMITTED: "not yet announced",
+}
 
 
 async def ensure_may_decide(
@@ -148,7 +162,8 @@ async def _lock_pending(session: AsyncSession, request_id: int) -> None:
     if status != RequestStatus.PENDING:
         request = await load_request(session, request_id)
         who = f" by <@{request.decided_by}>" if request.decided_by else ""
-        raise Conflict(f"{request.short_id} is already {request.status}{who}.")
+        outcome = OUTCOME_WORDS.get(RequestStatus(request.status), request.status)
+        raise Conflict(f"{request.short_id} was already {outcome}{who}.")
 
 
 async def _approvals(session: AsyncSession, request_id: int) -> int:

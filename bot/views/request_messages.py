@@ -190,7 +190,7 @@ def break_glass_alert(snap: RequestSnapshot) -> tuple[str, list[Block]]:
     text = (
         f":rotating_light: <!here> *Break-glass*: {mention(r.requester_id)} approved their "
         f"own request {r.short_id} for `{escape(r.name)}` "
-        f"({escape(', '.join(r.scopes))}).\n*Reason:* {escape(r.status_reason or '')}"
+        f"({escape(', '.join(r.scopes))}).\n*Reason:* {escape(_glass_reason(snap))}"
         "\nReview it now; an admin can revoke the account."
     )
     return f"Break-glass self-approval of {r.short_id}", [SectionBlock(text=text)]

@@ -1,0 +1,73 @@
+"""In-process stand-ins for the domain's ports, for tests that move time instead of sleeping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from workflows.ports import MessageRef, ReplyTarget, RequestSnapshot, TokenDelivery
+
+
+@dataclass
+class Clock:
+    now: datetime = field(default_factory=lambda: datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class RecordingNotifier:
+    """Remembers what would have been said, and to whom."""
+
+    said: list[tuple[str, Any]] = field(default_factory=list)
+    posted: int = 0
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _ in self.said]
+
+    def _ref(self) -> MessageRef:
+        self.posted += 1
+        return MessageRef("C0TEST", f"1.{self.posted}")
+
+    async def post_approval_request(self, snapshot: RequestSnapshot) -> MessageRef:
+        self.said.append(("approval", snapshot.request.status))
+        return self._ref()
+
+    async def post_requester_card(self, snapshot: RequestSnapshot) -> MessageRef:
+        self.said.append(("card", snapshot.request.status))
+        return self._ref()
+
+    async def post_approval_dm(self, user_id: str, snapshot: RequestSnapshot) -> MessageRef:
+        self.said.append(("approver_dm", user_id))
+        return self._ref()
+
+    async def update_message(self, kind: str, ref: MessageRef, snapshot: RequestSnapshot) -> None:
+        self.said.append(("update", (kind, snapshot.request.status)))
+
+    async def post_in_thread(self, ref: MessageRef, text: str) -> None:
+        self.said.append(("thread", text))
+
+    async def remind(self, ref: MessageRef, snapshot: RequestSnapshot) -> None:
+        self.said.append(("remind", snapshot.request.short_id))
+
+    async def escalate(
+        self, ref: MessageRef, snapshot: RequestSnapshot, users: list[str], groups: list[str]
+    ) -> None:
+        self.said.append(("escalate", (users, groups)))
+
+    async def alert_break_glass(self, snapshot: RequestSnapshot) -> None:
+        self.said.append(("break_glass", snapshot.request.short_id))
+
+    async def tell_account_ready(self, snapshot: RequestSnapshot) -> None:
+        self.said.append(("ready", snapshot.request.short_id))
+
+    async def deliver_token(self, target: ReplyTarget, delivery: TokenDelivery) -> None:
+        self.said.append(("token", delivery.label))
+
+    async def reply(self, target: ReplyTarget, text: str) -> None:
+        self.said.append(("reply", text))
