@@ -124,4 +124,6 @@ def test_manifest_declares_what_the_app_uses() -> None:
     assert manifest["settings"]["interactivity"]["request_url"].endswith("/slack/events")
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert manifest["features"]["app_home"]["messages_tab_enabled"] is True
-    assert {"commands", "chat:write", "im:write"} <= set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"commands", "chat:write", "im:write", "usergroups:read"} <= set(
+        manifest["oauth_config"]["scopes"]["bot"]
+    )
