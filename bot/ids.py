@@ -10,6 +10,11 @@ class ActionId(StrEnum):
     DENY = "request_deny"
     REVEAL = "token_reveal"
     CANCEL = "request_cancel"
+    ACCOUNTS_PAGE = "accounts_page"
+    CONFIRM_REVOKE = "confirm_revoke"
+    CONFIRM_DELETE = "confirm_delete"
+    DISMISS = "dismiss"
+    ROTATE = "token_rotate"
     BREAK_GLASS = "request_break_glass"
     INPUT = "value"  # the one element of each input block
 
@@ -24,6 +29,8 @@ class BlockId(StrEnum):
     DECISION_BUTTONS = "decision_buttons"
     REVEAL_BUTTON = "reveal_button"
     REQUESTER_BUTTONS = "requester_buttons"
+    PAGES = "pages"
+    CONFIRM = "confirm"
     BREAK_GLASS_REASON = "break_glass_reason"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -12,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.logs import secret_in_flight
+from bot.views import accounts as accounts_views
 from bot.views import request_messages as views
 from bot.views.text import escape
 from bot.views.token_delivery import token_message
@@ -51,20 +53,10 @@ class SlackNotifier:
         return MessageRef(answer["channel"], answer["ts"])
 
     async def post_requester_card(self, snapshot: RequestSnapshot) -> MessageRef:
-        dm = await self.client.conversations_open(users=snapshot.request.requester_id)
-        text, blocks = views.requester_card(snapshot)
-        answer = await self.client.chat_postMessage(
-            channel=dm["channel"]["id"], text=text, blocks=_dicts(blocks)
-        )
-        return MessageRef(answer["channel"], answer["ts"])
+        return await self._dm(snapshot.request.requester_id, *views.requester_card(snapshot))
 
     async def post_approval_dm(self, user_id: str, snapshot: RequestSnapshot) -> MessageRef:
-        dm = await self.client.conversations_open(users=user_id)
-        text, blocks = views.approval_message(snapshot)
-        answer = await self.client.chat_postMessage(
-            channel=dm["channel"]["id"], text=text, blocks=_dicts(blocks)
-        )
-        return MessageRef(answer["channel"], answer["ts"])
+        return await self._dm(user_id, *views.approval_message(snapshot))
 
     async def remind(self, ref: MessageRef, snapshot: RequestSnapshot) -> None:
         await self.client.chat_postMessage(
@@ -86,6 +78,22 @@ class SlackNotifier:
         await self.client.chat_postMessage(
             channel=self.approval_channel, text=text, blocks=_dicts(blocks)
         )
+
+    async def offer_new_token(self, snapshot: RequestSnapshot) -> None:
+        await self._dm(snapshot.request.requester_id, *accounts_views.new_token_offer(snapshot))
+
+    async def warn_expiry(
+        self, snapshot: RequestSnapshot, label: str, expires_at: datetime, days: int
+    ) -> None:
+        text, blocks = accounts_views.expiry_warning(snapshot, label, expires_at, days)
+        await self._dm(snapshot.request.requester_id, text, blocks)
+
+    async def _dm(self, user_id: str, text: str, blocks: list[Block]) -> MessageRef:
+        dm = await self.client.conversations_open(users=user_id)
+        answer = await self.client.chat_postMessage(
+            channel=dm["channel"]["id"], text=text, blocks=_dicts(blocks)
+        )
+        return MessageRef(answer["channel"], answer["ts"])
 
     async def update_message(self, kind: str, ref: MessageRef, snapshot: RequestSnapshot) -> None:
         text, blocks = _renderer(kind)(snapshot)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from workflows import messages, pending, provisioning, reveal
+from workflows import lifecycle, messages, pending, provisioning, reveal
 from workflows.jobs import GiveUp, Handler
 from workflows.runtime import Runtime
 
@@ -21,6 +21,12 @@ def job_handlers(runtime: Runtime) -> dict[str, Handler]:
         "remind": pending.remind,
         "escalate": pending.escalate,
         "expire": pending.expire,
+        "revoke_token": lifecycle.revoke_token,
+        "revoke_all": lifecycle.revoke_all,
+        "delete_account": lifecycle.delete_account,
+        "offer_token": lifecycle.offer_token,
+        "expiry_warning": lifecycle.expiry_warning,
+        "token_expired": lifecycle.token_expired,
     }
     return {kind: partial(run, runtime) for kind, run in kinds.items()}
 

@@ -97,6 +97,8 @@ class ServiceAccount(SQLModel, table=True):
     granted_products: list[str] = json_column()
     reveal_status: str = Field(default="locked", max_length=16)
     revealed_at: datetime | None = utc_column(nullable=True)
+    # Set when the owner's Slack account is found deactivated: admins must reassign or revoke.
+    orphaned_at: datetime | None = utc_column(nullable=True)
     created_at: datetime = utc_column()
 
 
@@ -114,6 +116,8 @@ class ApiToken(SQLModel, table=True):
     expires_at: datetime | None = utc_column(nullable=True)
     created_at: datetime = utc_column()
     delivered_at: datetime | None = utc_column(nullable=True)
+    # A rotated-out token lives on until then, so automation can switch to the new one.
+    revoke_after: datetime | None = utc_column(nullable=True)
     revoked_at: datetime | None = utc_column(nullable=True)
 
 
@@ -175,3 +179,12 @@ class Job(SQLModel, table=True):
     locked_until: datetime | None = utc_column(nullable=True)
     last_error: str | None = Field(default=None, max_length=2000)
     created_at: datetime = utc_column()
+
+
+class RecurringTask(SQLModel, table=True):
+    """A periodic job (reconcile, owner check): whoever moves next_run_at on first runs it."""
+
+    __tablename__ = "recurring_task"
+
+    name: str = Field(primary_key=True, max_length=48)
+    next_run_at: datetime = utc_column()

@@ -19,6 +19,7 @@ from workflows import audit, jobs
 from workflows.catalog import MAX_LIFETIME_DAYS
 from workflows.db import rowcount
 from workflows.errors import Conflict, NotAllowed
+from workflows.lifecycle import schedule_expiry
 from workflows.models import ApiToken, Job, ServiceAccount, ServiceAccountRequest
 from workflows.ports import ReplyTarget, TokenDelivery
 from workflows.providers.atlassian import AtlassianError
@@ -207,6 +208,7 @@ async def _delivered(runtime: Runtime, account: ServiceAccount, token: ApiToken)
             expires_at=token.expires_at.isoformat() if token.expires_at else None,
         )
         jobs.enqueue(session, "refresh", now=now, request_id=account.request_id)
+        schedule_expiry(session, runtime.policy, token, account.request_id, now)
     runtime.jobs_queued()
 
 

@@ -34,6 +34,7 @@ class Event(StrEnum):
     FAIL = "fail"
     RETRY = "retry"  # an admin retries a failed request
     REVOKE = "revoke"
+    REACTIVATE = "reactivate"  # a new token for an account whose tokens were revoked
     DELETE = "delete"
 
 
@@ -53,6 +54,7 @@ TRANSITIONS: dict[tuple[RequestStatus, Event], RequestStatus] = {
     (S.PROVISIONING, E.FAIL): S.FAILED,
     (S.FAILED, E.RETRY): S.APPROVED,
     (S.ACTIVE, E.REVOKE): S.REVOKED,
+    (S.REVOKED, E.REACTIVATE): S.ACTIVE,
     (S.ACTIVE, E.DELETE): S.DELETED,
     (S.REVOKED, E.DELETE): S.DELETED,
     (S.FAILED, E.DELETE): S.DELETED,

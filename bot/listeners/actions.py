@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from slack_bolt.app.async_app import AsyncApp
@@ -11,9 +12,11 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ids import ActionId
+from bot.listeners.commands import rotate_and_tell
 from bot.services import Say, Services, answering_errors, services_of
+from bot.views import accounts as account_views
 from bot.views.reason_modals import break_glass_modal, deny_modal
-from workflows import decisions, requests, reveal
+from workflows import accounts, decisions, requests, reveal
 from workflows.errors import NotFound
 from workflows.ports import ReplyTarget
 
@@ -120,7 +123,94 @@ async def reveal_token(
     services.background.spawn(answering_errors(work, ephemeral(respond)))
 
 
+async def accounts_page(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+) -> None:
+    """Next/Previous on an account list: the same filters, another page, in place."""
+    await ack()
+    services = services_of(context)
+
+    async def work() -> None:
+        try:
+            flt, offset = account_views.filter_of(str(action.get("value") or ""))
+        except (ValueError, KeyError, TypeError):
+            raise NotFound("That page button is not one I made.") from None
+        page = await accounts.list_accounts(services.runtime, _user(body), flt, offset)
+        text, blocks = account_views.account_list(page, flt)
+        await respond(text=text, blocks=[b.to_dict() for b in blocks], replace_original=True)
+
+    services.background.spawn(answering_errors(work(), ephemeral(respond)))
+
+
+async def confirm_revoke(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+) -> None:
+    await ack()
+    services = services_of(context)
+
+    async def work() -> None:
+        name = str(action.get("value") or "")
+        await accounts.revoke_all(services.runtime, name, _user(body))
+        await respond(text=f"Revoking every token of `{name}`.", replace_original=True)
+
+    services.background.spawn(answering_errors(work(), ephemeral(respond)))
+
+
+async def confirm_delete(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+) -> None:
+    await ack()
+    services = services_of(context)
+
+    async def work() -> None:
+        name = str(action.get("value") or "")
+        await accounts.delete(services.runtime, name, _user(body))
+        await respond(
+            text=f"Deleting `{name}`: its tokens are revoked first; Atlassian keeps "
+            "it for 14 days.",
+            replace_original=True,
+        )
+
+    services.background.spawn(answering_errors(work(), ephemeral(respond)))
+
+
+async def dismiss(ack: AsyncAck, respond: AsyncRespond, context: AsyncBoltContext) -> None:
+    await ack()
+    services_of(context).background.spawn(respond(delete_original=True))
+
+
+async def rotate(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
+) -> None:
+    """Rotate from an expiry warning."""
+    await ack()
+    services = services_of(context)
+    work = rotate_and_tell(services, str(action.get("value") or ""), _user(body), respond, False)
+    services.background.spawn(answering_errors(work, ephemeral(respond)))
+
+
 def register(app: AsyncApp) -> None:
+    app.action(re.compile(f"^{ActionId.ACCOUNTS_PAGE.value}_"))(accounts_page)
+    app.action(ActionId.CONFIRM_REVOKE.value)(confirm_revoke)
+    app.action(ActionId.CONFIRM_DELETE.value)(confirm_delete)
+    app.action(ActionId.DISMISS.value)(dismiss)
+    app.action(ActionId.ROTATE.value)(rotate)
     app.action(ActionId.APPROVE.value)(approve)
     app.action(ActionId.DENY.value)(deny)
     app.action(ActionId.REVEAL.value)(reveal_token)

@@ -1,7 +1,9 @@
-"""The slash command: `help`, `request`, and a clear answer to anything else."""
+"""The slash command: one small function per subcommand, chosen from a table."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.app.async_app import AsyncApp
@@ -10,10 +12,164 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.command_args import list_filter, name_and_flags
 from bot.services import Services, answering_errors, services_of
+from bot.views import accounts as views
 from bot.views.help import unknown_subcommand, usage
 from bot.views.request_modal import request_modal
-from workflows import requests
+from workflows import accounts, requests
+from workflows.errors import UserError
+
+
+@dataclass
+class Call:
+    """One slash command as the subcommands need it."""
+
+    ack: AsyncAck
+    command: dict[str, Any]
+    words: list[str]
+    services: Services
+    respond: AsyncRespond
+    client: AsyncWebClient
+
+    @property
+    def user(self) -> str:
+        return str(self.command["user_id"])
+
+    @property
+    def name(self) -> str:
+        return str(self.command.get("command") or self.services.settings.sabot_command)
+
+    def later(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run after the acknowledgement; answer errors ephemerally."""
+        self.services.background.spawn(answering_errors(work, self.respond))
+
+    async def show(self, text: str, blocks: list[Any]) -> None:
+        await self.respond(
+            text=text, blocks=[b.to_dict() for b in blocks], response_type="ephemeral"
+        )
+
+
+async def _help(call: Call) -> None:
+    await call.ack(text=usage(call.name))
+
+
+async def _request(call: Call) -> None:
+    await call.ack()
+    # trigger_id lives 3 seconds: open the modal right after the ack, before anything slow.
+    view = request_modal(call.command.get("channel_id"), call.services.runtime.policy.offer)
+    call.later(call.client.views_open(trigger_id=call.command["trigger_id"], view=view))
+
+
+async def _cancel(call: Call) -> None:
+    if len(call.words) != 1:
+        raise UserError(f"Usage: `{call.name} cancel SA-12`")
+    request_id = requests.parse_short_id(call.words[0])
+    await call.ack()
+
+    async def work() -> None:
+        request = await requests.cancel(call.services.runtime, request_id, call.user)
+        await call.respond(f"{request.short_id} is cancelled.")
+
+    call.later(work())
+
+
+async def _list(call: Call) -> None:
+    flt = list_filter(call.words)
+    await call.ack()
+
+    async def work() -> None:
+        page = await accounts.list_accounts(call.services.runtime, call.user, flt)
+        await call.show(*views.account_list(page, flt))
+
+    call.later(work())
+
+
+async def _show(call: Call) -> None:
+    name, _ = name_and_flags(call.words, "show")
+    await call.ack()
+
+    async def work() -> None:
+        await call.show(
+            *views.account_details(await accounts.details(call.services.runtime, name, call.user))
+        )
+
+    call.later(work())
+
+
+async def _audit(call: Call) -> None:
+    name, _ = name_and_flags(call.words, "audit")
+    await call.ack()
+
+    async def work() -> None:
+        await call.show(
+            *views.account_audit(await accounts.details(call.services.runtime, name, call.user))
+        )
+
+    call.later(work())
+
+
+async def _rotate(call: Call) -> None:
+    name, flags = name_and_flags(call.words, "rotate", ("--now",))
+    await call.ack()
+    call.later(rotate_and_tell(call.services, name, call.user, call.respond, "--now" in flags))
+
+
+async def _token(call: Call) -> None:
+    name, _ = name_and_flags(call.words, "token")
+    await call.ack()
+    call.later(rotate_and_tell(call.services, name, call.user, call.respond, False))
+
+
+async def rotate_and_tell(
+    services: Services, name: str, user: str, respond: AsyncRespond, revoke_now: bool
+) -> None:
+    """A new token always goes to the owner; an admin who asked is told so."""
+    done = await accounts.rotate(services.runtime, name, user, revoke_now=revoke_now)
+    old = (
+        f" {done.old_tokens} previous token(s) will be revoked at "
+        f"{done.revoke_after:%Y-%m-%d %H:%M} UTC."
+        if done.old_tokens
+        else ""
+    )
+    if user == done.owner_id:
+        await respond(
+            f"A new token for `{name}` is ready: use *Reveal token* in our direct messages.{old}",
+            response_type="ephemeral",
+        )
+    else:
+        await respond(
+            f"The new token for `{name}` went to its owner, <@{done.owner_id}>, never to you.{old}",
+            response_type="ephemeral",
+        )
+
+
+async def _confirming(call: Call, action: str) -> None:
+    name, _ = name_and_flags(call.words, action)
+    await call.ack()
+    call.later(call.show(*views.confirm(action, name)))
+
+
+async def _revoke(call: Call) -> None:
+    await _confirming(call, "revoke")
+
+
+async def _delete(call: Call) -> None:
+    await _confirming(call, "delete")
+
+
+SUBCOMMANDS: dict[str, Callable[[Call], Awaitable[None]]] = {
+    "help": _help,
+    "request": _request,
+    "cancel": _cancel,
+    "list": _list,
+    "show": _show,
+    "audit": _audit,
+    "rotate": _rotate,
+    "token": _token,
+    "revoke": _revoke,
+    "delete": _delete,
+}
 
 
 async def service_account(
@@ -23,33 +179,18 @@ async def service_account(
     respond: AsyncRespond,
     context: AsyncBoltContext,
 ) -> None:
-    """`/service-account [help | request]`."""
+    """`/service-account SUBCOMMAND ...`: help with nothing, a clear line for a bad word."""
     words = (command.get("text") or "").split()
-    name = command.get("command") or services_of(context).settings.sabot_command
     subcommand = words[0].lower() if words else "help"
-    if subcommand == "help":
-        await ack(text=usage(name))
-    elif subcommand == "request":
-        await ack()
-        # trigger_id lives 3 seconds: open the modal right after the ack, before anything slow.
-        services = services_of(context)
-        view = request_modal(command.get("channel_id"), services.runtime.policy.offer)
-        opening = client.views_open(trigger_id=command["trigger_id"], view=view)
-        services.background.spawn(answering_errors(opening, respond))
-    elif subcommand == "cancel" and len(words) != 2:
-        await ack(text=f"Usage: `{name} cancel SA-12`")
-    elif subcommand == "cancel":
-        await ack()
-        services = services_of(context)
-        work = _cancel(services, words[1], command["user_id"], respond)
-        services.background.spawn(answering_errors(work, respond))
-    else:
-        await ack(text=unknown_subcommand(name, subcommand))
-
-
-async def _cancel(services: Services, typed_id: str, user_id: str, respond: AsyncRespond) -> None:
-    request = await requests.cancel(services.runtime, requests.parse_short_id(typed_id), user_id)
-    await respond(f"{request.short_id} is cancelled.")
+    call = Call(ack, command, words[1:], services_of(context), respond, client)
+    run = SUBCOMMANDS.get(subcommand)
+    if run is None:
+        await ack(text=unknown_subcommand(call.name, subcommand))
+        return
+    try:
+        await run(call)
+    except UserError as bad:  # malformed words: one line, before anything happened
+        await ack(text=str(bad))
 
 
 def register(app: AsyncApp, command_name: str) -> None:

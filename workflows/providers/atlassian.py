@@ -168,6 +168,25 @@ class AtlassianAdmin:
             if error.status != 404:  # already gone is what we wanted
                 raise
 
+    async def revoke_all_tokens(self, atlassian_id: str) -> list[contract.RemoteToken]:
+        """Revoke every token of the account, one by one (the console routes); returns them."""
+        tokens = await self.tokens(atlassian_id)
+        for token in tokens:
+            await self.revoke_token(atlassian_id, token.id)
+        return tokens
+
+    async def delete_service_account(self, account_id: str, atlassian_id: str, message: str) -> str:
+        """Delete through the documented route, else the lifecycle route; says which worked."""
+        try:
+            await self._call(contract.delete_account(self.org_id, account_id))
+            return "api-access"
+        except AtlassianError as error:
+            if error.status not in (400, 403, 404, 405, 501):
+                raise
+            log.info("documented delete refused (HTTP %s); using the lifecycle route", error.status)
+        await self._call(contract.delete_account_lifecycle(atlassian_id, message))
+        return "lifecycle"
+
     # -- transport -------------------------------------------------------------------------
 
     def _follow(self, next_url: str | None) -> contract.Route | None:

@@ -108,6 +108,19 @@ def revoke_token(atlassian_id: str, token_id: str) -> Route:
     return Route("DELETE", f"/users/{atlassian_id}/manage/api-tokens/{token_id}")
 
 
+def delete_account(org: str, account_id: str) -> Route:
+    """The documented route (API access); which id it takes is unsure, so the admin `id`."""
+    return Route("DELETE", f"/admin/api-access/v1/orgs/{org}/service-accounts/{account_id}")
+
+
+def delete_account_lifecycle(atlassian_id: str, message: str) -> Route:
+    """The console route, used when the documented one is refused; Atlassian keeps the account
+    14 days."""
+    return Route(
+        "POST", f"/users/{atlassian_id}/manage/lifecycle/delete", body={"message": message}
+    )
+
+
 def find_sites(org: str) -> Route:
     return Route("POST", f"/admin/v2/orgs/{org}/workspaces", body={})
 

@@ -1,0 +1,324 @@
+"""Service accounts after they exist: find, list, inspect, rotate, revoke, delete.
+
+The request's status is the account's status (active, revoked, deleted, failed); the slow
+Atlassian work of revoking and deleting runs as jobs after the person's click.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, cast, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import String
+from sqlmodel import col
+
+from workflows import audit, jobs
+from workflows.errors import Conflict, NotAllowed, NotFound
+from workflows.models import ApiToken, AuditEvent, ServiceAccount, ServiceAccountRequest
+from workflows.ports import RequestSnapshot
+from workflows.requests import refuse, snapshot, transition
+from workflows.runtime import Runtime
+from workflows.states import Event, RequestStatus
+
+S = RequestStatus
+LISTED = (S.ACTIVE, S.REVOKED, S.DELETED, S.FAILED)  # an account exists, or did
+PAGE_SIZE = 20
+LIVE_TOKEN = "delivered"
+
+
+@dataclass(frozen=True)
+class AccountFilter:
+    owner: str | None = None
+    product: str | None = None
+    status: str | None = None
+    expiring_within: timedelta | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    request_id: int
+    name: str
+    owner_id: str
+    products: list[str]
+    status: str
+    token_expires_at: datetime | None
+    orphaned: bool
+
+
+@dataclass(frozen=True)
+class AccountPage:
+    rows: list[AccountRow]
+    offset: int
+    total: int
+    page_size: int = PAGE_SIZE
+
+    @property
+    def has_next(self) -> bool:
+        return self.offset + len(self.rows) < self.total
+
+
+@dataclass(frozen=True)
+class AccountDetails:
+    snapshot: RequestSnapshot
+    tokens: list[ApiToken] = field(default_factory=list)
+    history: list[AuditEvent] = field(default_factory=list)
+
+
+def _expiry_subquery() -> Any:
+    return (
+        select(
+            col(ApiToken.account_id).label("account_id"),
+            func.max(col(ApiToken.expires_at)).label("expires_at"),
+        )
+        .where(col(ApiToken.state) == LIVE_TOKEN)
+        .group_by(col(ApiToken.account_id))
+        .subquery()
+    )
+
+
+def _filtered(query: Select[Any], flt: AccountFilter, expiry: Any, now: datetime) -> Select[Any]:
+    r = ServiceAccountRequest
+    query = query.where(col(r.status).in_([s.value for s in LISTED]))
+    if flt.owner:
+        query = query.where(col(r.requester_id) == flt.owner)
+    if flt.status:
+        query = query.where(col(r.status) == flt.status)
+    if flt.product:  # products is a JSON list; its text holds "jira" with the quotes
+        query = query.where(cast(col(r.products), String).like(f'%"{flt.product}"%'))
+    if flt.expiring_within is not None:
+        query = query.where(expiry.c.expires_at <= now + flt.expiring_within)
+    if flt.text:
+        query = query.where(func.lower(col(r.name)).contains(flt.text.lower()))
+    return query
+
+
+async def list_accounts(
+    runtime: Runtime, viewer: str, flt: AccountFilter, offset: int = 0
+) -> AccountPage:
+    """One page, sorted by name. A requester sees their own accounts; an admin sees all."""
+    if not await runtime.policy.is_admin(viewer):
+        if flt.owner and flt.owner != viewer:
+            raise NotAllowed("Only admins can list other people's accounts.")
+        flt = AccountFilter(viewer, flt.product, flt.status, flt.expiring_within, flt.text)
+    r, a, expiry = ServiceAccountRequest, ServiceAccount, _expiry_subquery()
+    base = (
+        select(r, a, expiry.c.expires_at)
+        .join(a, col(a.request_id) == col(r.id))
+        .outerjoin(expiry, expiry.c.account_id == col(a.id))
+    )
+    query = _filtered(base, flt, expiry, runtime.clock())
+    counted = select(func.count()).select_from(query.order_by(None).subquery())
+    async with runtime.db.transaction() as session:
+        total = int((await session.execute(counted)).scalar_one())
+        found = (
+            await session.execute(
+                query.order_by(col(r.name), col(r.id)).offset(max(offset, 0)).limit(PAGE_SIZE)
+            )
+        ).all()
+    rows = [
+        AccountRow(
+            req.id or 0,
+            req.name,
+            req.requester_id,
+            list(req.products),
+            req.status,
+            expires,
+            acc.orphaned_at is not None,
+        )
+        for req, acc, expires in found
+    ]
+    return AccountPage(rows, max(offset, 0), total)
+
+
+async def find(session: AsyncSession, name: str) -> tuple[ServiceAccountRequest, ServiceAccount]:
+    """The account of that name: the live one, else the most recent deleted one."""
+    r, a = ServiceAccountRequest, ServiceAccount
+    found = (
+        await session.execute(
+            select(r, a)
+            .join(a, col(a.request_id) == col(r.id))
+            .where(col(r.name) == name)
+            .order_by((col(r.status) == S.DELETED.value), col(r.id).desc())
+            .limit(1)
+        )
+    ).first()
+    if found is None:
+        raise NotFound(f"There is no service account named {name}.")
+    return found[0], found[1]
+
+
+async def _owned(
+    runtime: Runtime, name: str, user: str, action: str, *, admin_only: bool = False
+) -> tuple[ServiceAccountRequest, ServiceAccount, bool]:
+    """The account, if `user` owns it (unless admin_only) or is an admin; else refused."""
+    async with runtime.db.transaction() as session:
+        request, account = await find(session, name)
+    admin = await runtime.policy.is_admin(user)
+    if admin or (not admin_only and user == account.owner_id):
+        return request, account, admin
+    await refuse(runtime, request, user, f"{action}_refused", "not owner or admin")
+    who = "an admin" if admin_only else "its owner or an admin"
+    raise NotAllowed(f"Only {who} can {action} {name}.")
+
+
+async def details(runtime: Runtime, name: str, viewer: str) -> AccountDetails:
+    request, account, _ = await _owned(runtime, name, viewer, "see")
+    assert request.id is not None
+    async with runtime.db.transaction() as session:
+        tokens = (
+            (
+                await session.execute(
+                    select(ApiToken)
+                    .where(col(ApiToken.account_id) == account.id)
+                    .order_by(col(ApiToken.id))
+                )
+            )
+            .scalars()
+            .all()
+        )
+        history = (
+            (
+                await session.execute(
+                    select(AuditEvent)
+                    .where(col(AuditEvent.request_id) == request.id)
+                    .order_by(col(AuditEvent.id))
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return AccountDetails(await snapshot(runtime, request.id), list(tokens), list(history))
+
+
+@dataclass(frozen=True)
+class Rotation:
+    name: str
+    owner_id: str
+    revoke_after: datetime
+    old_tokens: int
+
+
+async def rotate(runtime: Runtime, name: str, user: str, *, revoke_now: bool = False) -> Rotation:
+    """Offer the owner a new token (Reveal); the old ones are revoked after the grace period."""
+    request, account, _ = await _owned(runtime, name, user, "rotate")
+    now = runtime.clock()
+    revoke_after = now if revoke_now else now + runtime.policy.rules.lifecycle.rotation_grace
+    async with runtime.db.transaction() as session:
+        await _reopen_reveal(session, request, account, now)
+        old = await _schedule_revocations(session, account, revoke_after, now)
+        audit.record(
+            session,
+            at=now,
+            actor=user,
+            action="rotation_started",
+            request_id=request.id,
+            old_tokens=old,
+            revoke_after=revoke_after.isoformat(),
+        )
+        jobs.enqueue(session, "refresh", now=now, request_id=request.id)
+        jobs.enqueue(session, "offer_token", now=now, request_id=request.id)
+    runtime.jobs_queued()
+    return Rotation(name, account.owner_id, revoke_after, old)
+
+
+async def _reopen_reveal(
+    session: AsyncSession, request: ServiceAccountRequest, account: ServiceAccount, now: datetime
+) -> None:
+    assert request.id is not None
+    if request.status == S.REVOKED:
+        await transition(session, request.id, Event.REACTIVATE, now)
+    elif request.status != S.ACTIVE:
+        raise Conflict(f"{request.name} is {request.status}: it cannot get a new token.")
+    reopened = await session.execute(
+        update(ServiceAccount)
+        .where(
+            col(ServiceAccount.id) == account.id, col(ServiceAccount.reveal_status) != "revealing"
+        )
+        .values(reveal_status="ready")
+    )
+    if not getattr(reopened, "rowcount", 0):
+        raise Conflict("A token is being revealed right now; try again in a moment.")
+
+
+async def _schedule_revocations(
+    session: AsyncSession, account: ServiceAccount, revoke_after: datetime, now: datetime
+) -> int:
+    live = (
+        (
+            await session.execute(
+                select(ApiToken).where(
+                    col(ApiToken.account_id) == account.id,
+                    col(ApiToken.state) == LIVE_TOKEN,
+                    or_(
+                        col(ApiToken.revoke_after).is_(None),
+                        col(ApiToken.revoke_after) > revoke_after,
+                    ),
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for token in live:
+        token.revoke_after = revoke_after
+        jobs.enqueue(
+            session,
+            "revoke_token",
+            now=now,
+            request_id=account.request_id,
+            payload={"token_id": token.id},
+            delay=max(revoke_after - now, timedelta(0)),
+        )
+    return len(live)
+
+
+async def revoke_all(runtime: Runtime, name: str, user: str) -> ServiceAccountRequest:
+    """Every token of the account is revoked; the account stays (a new token reactivates it)."""
+    request, account, _ = await _owned(runtime, name, user, "revoke")
+    now = runtime.clock()
+    async with runtime.db.transaction() as session:
+        assert request.id is not None
+        if not await transition(session, request.id, Event.REVOKE, now, decided_by=user):
+            raise Conflict(f"{name} is {request.status}: there are no tokens to revoke.")
+        await session.execute(
+            update(ServiceAccount)
+            .where(col(ServiceAccount.id) == account.id)
+            .values(reveal_status="locked")
+        )
+        audit.record(session, at=now, actor=user, action="revoke_requested", request_id=request.id)
+        jobs.enqueue(session, "revoke_all", now=now, request_id=request.id)
+        jobs.enqueue(session, "refresh", now=now, request_id=request.id)
+    runtime.jobs_queued()
+    return request
+
+
+async def delete(runtime: Runtime, name: str, user: str) -> ServiceAccountRequest:
+    """Admins only: revoke the tokens and delete the account at Atlassian (kept 14 days)."""
+    request, _, _ = await _owned(runtime, name, user, "delete", admin_only=True)
+    now = runtime.clock()
+    async with runtime.db.transaction() as session:
+        assert request.id is not None
+        if not await transition(session, request.id, Event.DELETE, now, decided_by=user):
+            raise Conflict(f"{name} is {request.status}: it cannot be deleted.")
+        await session.execute(
+            update(ServiceAccount)
+            .where(col(ServiceAccount.request_id) == request.id)
+            .values(reveal_status="locked")
+        )
+        audit.record(session, at=now, actor=user, action="delete_requested", request_id=request.id)
+        jobs.enqueue(session, "delete_account", now=now, request_id=request.id)
+        jobs.enqueue(session, "refresh", now=now, request_id=request.id)
+    runtime.jobs_queued()
+    return request
+
+
+def expiring_soon(tokens: list[ApiToken], now: datetime, within: timedelta) -> list[ApiToken]:
+    return [
+        t
+        for t in tokens
+        if t.state == LIVE_TOKEN and t.expires_at is not None and t.expires_at <= now + within
+    ]

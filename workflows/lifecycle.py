@@ -1,0 +1,176 @@
+"""Jobs of an account's later life: token revocation, deletion, expiry warnings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from workflows import audit, jobs
+from workflows.models import ApiToken, Job, ServiceAccount
+from workflows.policy import Policy
+from workflows.requests import snapshot
+from workflows.runtime import Runtime
+
+UNREVOKED = ("minting", "minted", "delivered")
+
+
+async def _account(runtime: Runtime, request_id: int | None) -> ServiceAccount:
+    async with runtime.db.transaction() as session:
+        return (
+            await session.execute(
+                select(ServiceAccount).where(col(ServiceAccount.request_id) == request_id)
+            )
+        ).scalar_one()
+
+
+async def _token(runtime: Runtime, token_id: int) -> ApiToken | None:
+    async with runtime.db.transaction() as session:
+        return await session.get(ApiToken, token_id)
+
+
+async def _mark(
+    runtime: Runtime, token: ApiToken, state: str, action: str, **detail: object
+) -> None:
+    now = runtime.clock()
+    async with runtime.db.transaction() as session:
+        await session.execute(
+            update(ApiToken)
+            .where(col(ApiToken.id) == token.id)
+            .values(state=state, revoked_at=now if state == "revoked" else None)
+        )
+        account = await session.get(ServiceAccount, token.account_id)
+        audit.record(
+            session,
+            at=now,
+            actor="sabot",
+            action=action,
+            request_id=account.request_id if account else None,
+            label=token.label,
+            expires_at=token.expires_at.isoformat() if token.expires_at else None,
+            **detail,
+        )
+
+
+async def revoke_token(runtime: Runtime, job: Job) -> None:
+    """A rotated-out token, once its grace period is over."""
+    token = await _token(runtime, int(job.payload["token_id"]))
+    now = runtime.clock()
+    if (
+        token is None
+        or token.state != "delivered"
+        or token.revoke_after is None
+        or token.revoke_after > now
+    ):
+        return  # already gone, or its revocation was moved (a later job will do it)
+    account = await _account(runtime, job.request_id)
+    if token.atlassian_token_id and account.atlassian_account_id:
+        await runtime.atlassian.revoke_token(account.atlassian_account_id, token.atlassian_token_id)
+    await _mark(runtime, token, "revoked", "token_revoked", why="rotated out")
+
+
+async def _revoke_everything(runtime: Runtime, account: ServiceAccount, why: str) -> None:
+    if account.atlassian_account_id:
+        await runtime.atlassian.revoke_all_tokens(account.atlassian_account_id)
+    async with runtime.db.transaction() as session:
+        tokens = (
+            (
+                await session.execute(
+                    select(ApiToken).where(
+                        col(ApiToken.account_id) == account.id, col(ApiToken.state).in_(UNREVOKED)
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    for token in tokens:
+        await _mark(runtime, token, "revoked", "token_revoked", why=why)
+
+
+async def revoke_all(runtime: Runtime, job: Job) -> None:
+    await _revoke_everything(runtime, await _account(runtime, job.request_id), "revoked by command")
+
+
+async def delete_account(runtime: Runtime, job: Job) -> None:
+    account = await _account(runtime, job.request_id)
+    await _revoke_everything(runtime, account, "account deleted")
+    route = "none (never created)"
+    if account.atlassian_id and account.atlassian_account_id:
+        route = await runtime.atlassian.delete_service_account(
+            account.atlassian_id,
+            account.atlassian_account_id,
+            f"Deleted through sabot (SA-{account.request_id})",
+        )
+    async with runtime.db.transaction() as session:
+        audit.record(
+            session,
+            at=runtime.clock(),
+            actor="sabot",
+            action="account_deleted",
+            request_id=job.request_id,
+            route=route,
+        )
+
+
+async def offer_token(runtime: Runtime, job: Job) -> None:
+    assert job.request_id is not None
+    await runtime.notifier.offer_new_token(await snapshot(runtime, job.request_id))
+
+
+def schedule_expiry(
+    session: AsyncSession, policy: Policy, token: ApiToken, request_id: int, now: datetime
+) -> None:
+    """Warn the owner N days before the token expires (policy), and mark it expired then."""
+    if token.expires_at is None:
+        return
+    for days in policy.rules.lifecycle.warn_days_before_expiry:
+        at = token.expires_at - timedelta(days=days)
+        if at > now:
+            jobs.enqueue(
+                session,
+                "expiry_warning",
+                now=now,
+                request_id=request_id,
+                delay=at - now,
+                payload={"token_id": token.id, "days": days},
+            )
+    jobs.enqueue(
+        session,
+        "token_expired",
+        now=now,
+        request_id=request_id,
+        delay=max(token.expires_at - now, timedelta(0)),
+        payload={"token_id": token.id},
+    )
+
+
+async def expiry_warning(runtime: Runtime, job: Job) -> None:
+    token = await _token(runtime, int(job.payload["token_id"]))
+    if token is None or token.state != "delivered" or token.revoke_after is not None:
+        return  # revoked or being rotated out: nothing to warn about
+    assert job.request_id is not None and token.expires_at is not None
+    await runtime.notifier.warn_expiry(
+        await snapshot(runtime, job.request_id),
+        token.label,
+        token.expires_at,
+        int(job.payload["days"]),
+    )
+    async with runtime.db.transaction() as session:
+        audit.record(
+            session,
+            at=runtime.clock(),
+            actor="sabot",
+            action="expiry_warning_sent",
+            request_id=job.request_id,
+            label=token.label,
+            days=job.payload["days"],
+        )
+
+
+async def token_expired(runtime: Runtime, job: Job) -> None:
+    token = await _token(runtime, int(job.payload["token_id"]))
+    if token is not None and token.state == "delivered":
+        await _mark(runtime, token, "expired", "token_expired")
