@@ -139,6 +139,9 @@ def parser() -> argparse.ArgumentParser:
     ).set_defaults(run=_db_upgrade)
 
     _policy_parsers(sub)
+    from bot.admin_cli import add_admin_parsers
+
+    add_admin_parsers(sub)
 
     sandbox = sub.add_parser(
         "sandbox",

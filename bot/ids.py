@@ -15,6 +15,7 @@ class ActionId(StrEnum):
     CONFIRM_DELETE = "confirm_delete"
     DISMISS = "dismiss"
     ROTATE = "token_rotate"
+    HOME_REQUEST = "home_request"
     BREAK_GLASS = "request_break_glass"
     INPUT = "value"  # the one element of each input block
 

@@ -69,5 +69,13 @@ class RecordingNotifier:
     async def deliver_token(self, target: ReplyTarget, delivery: TokenDelivery) -> None:
         self.said.append(("token", delivery.label))
 
+    async def offer_new_token(self, snapshot: RequestSnapshot) -> None:
+        self.said.append(("offer", snapshot.request.name))
+
+    async def warn_expiry(
+        self, snapshot: RequestSnapshot, label: str, expires_at: datetime, days: int
+    ) -> None:
+        self.said.append(("warn", (label, days)))
+
     async def reply(self, target: ReplyTarget, text: str) -> None:
         self.said.append(("reply", text))

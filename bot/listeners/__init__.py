@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from slack_bolt.app.async_app import AsyncApp
 
-from bot.listeners import actions, commands, views
+from bot.listeners import actions, commands, events, views
 
 
 def register_listeners(app: AsyncApp, command_name: str) -> None:
     commands.register(app, command_name)
     actions.register(app)
     views.register(app)
+    events.register(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Coroutine
 from typing import Any
 
 from slack_bolt.app.async_app import AsyncApp
@@ -13,9 +14,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ids import ActionId
 from bot.listeners.commands import rotate_and_tell
+from bot.listeners.events import publish_home
 from bot.services import Say, Services, answering_errors, services_of
 from bot.views import accounts as account_views
 from bot.views.reason_modals import break_glass_modal, deny_modal
+from bot.views.request_modal import request_modal
 from workflows import accounts, decisions, requests, reveal
 from workflows.errors import NotFound
 from workflows.ports import ReplyTarget
@@ -29,11 +32,40 @@ def request_id_of(action: dict[str, Any]) -> int:
     return int(value)
 
 
-def ephemeral(respond: AsyncRespond) -> Say:
-    async def say(text: str) -> None:
-        await respond(text=text, response_type="ephemeral", replace_original=False)
+class Click:
+    """Follow-up work of one button click, answered to the clicker alone."""
 
-    return say
+    def __init__(
+        self,
+        services: Services,
+        body: dict[str, Any],
+        respond: AsyncRespond | None,
+        client: AsyncWebClient,
+    ) -> None:
+        self.services, self.body, self.respond, self.client = services, body, respond, client
+
+    @property
+    def from_home(self) -> bool:
+        container = self.body.get("container") or {}
+        return (
+            container.get("type") == "view" and (self.body.get("view") or {}).get("type") == "home"
+        )
+
+    async def say(self, text: str) -> None:
+        if self.body.get("response_url") and self.respond is not None:
+            await self.respond(text=text, response_type="ephemeral", replace_original=False)
+        else:  # a click in the Home tab has no response_url: answer in our DM
+            await self.client.chat_postMessage(channel=_user(self.body), text=text)
+
+    def later(self, work: Coroutine[Any, Any, Any]) -> None:
+        self.services.background.spawn(self._then_home(work))
+
+    async def _then_home(self, work: Coroutine[Any, Any, Any]) -> None:
+        await answering_errors(work, self.say)
+        if self.from_home:
+            await answering_errors(
+                publish_home(self.services, self.client, _user(self.body)), self.say
+            )
 
 
 def _user(body: dict[str, Any]) -> str:
@@ -45,12 +77,13 @@ async def approve(
     body: dict[str, Any],
     action: dict[str, Any],
     respond: AsyncRespond,
+    client: AsyncWebClient,
     context: AsyncBoltContext,
 ) -> None:
     await ack()
     services = services_of(context)
     work = decisions.decide(services.runtime, request_id_of(action), _user(body), decisions.APPROVE)
-    services.background.spawn(answering_errors(work, ephemeral(respond)))
+    Click(services, body, respond, client).later(work)
 
 
 async def deny(
@@ -68,7 +101,7 @@ async def deny(
     opening = client.views_open(
         trigger_id=body["trigger_id"], view=deny_modal(request_id_of(action))
     )
-    services.background.spawn(answering_errors(opening, ephemeral(respond)))
+    Click(services, body, respond, client).later(opening)
 
 
 async def break_glass(
@@ -84,7 +117,7 @@ async def break_glass(
     opening = client.views_open(
         trigger_id=body["trigger_id"], view=break_glass_modal(request_id_of(action))
     )
-    services.background.spawn(answering_errors(opening, ephemeral(respond)))
+    Click(services, body, respond, client).later(opening)
 
 
 async def cancel(
@@ -92,12 +125,13 @@ async def cancel(
     body: dict[str, Any],
     action: dict[str, Any],
     respond: AsyncRespond,
+    client: AsyncWebClient,
     context: AsyncBoltContext,
 ) -> None:
     await ack()
     services = services_of(context)
-    work = _cancel(services, request_id_of(action), _user(body), ephemeral(respond))
-    services.background.spawn(answering_errors(work, ephemeral(respond)))
+    click = Click(services, body, respond, client)
+    click.later(_cancel(services, request_id_of(action), _user(body), click.say))
 
 
 async def _cancel(services: Services, request_id: int, user_id: str, say: Say) -> None:
@@ -110,6 +144,7 @@ async def reveal_token(
     body: dict[str, Any],
     action: dict[str, Any],
     respond: AsyncRespond,
+    client: AsyncWebClient,
     context: AsyncBoltContext,
 ) -> None:
     await ack()
@@ -120,7 +155,7 @@ async def reveal_token(
         response_url=body.get("response_url"),
     )
     work = reveal.request_reveal(services.runtime, request_id_of(action), target)
-    services.background.spawn(answering_errors(work, ephemeral(respond)))
+    Click(services, body, respond, client).later(work)
 
 
 async def accounts_page(
@@ -128,6 +163,7 @@ async def accounts_page(
     body: dict[str, Any],
     action: dict[str, Any],
     respond: AsyncRespond,
+    client: AsyncWebClient,
     context: AsyncBoltContext,
 ) -> None:
     """Next/Previous on an account list: the same filters, another page, in place."""
@@ -143,7 +179,7 @@ async def accounts_page(
         text, blocks = account_views.account_list(page, flt)
         await respond(text=text, blocks=[b.to_dict() for b in blocks], replace_original=True)
 
-    services.background.spawn(answering_errors(work(), ephemeral(respond)))
+    Click(services, body, respond, client).later(work())
 
 
 async def confirm_revoke(
@@ -151,6 +187,7 @@ async def confirm_revoke(
     body: dict[str, Any],
     action: dict[str, Any],
     respond: AsyncRespond,
+    client: AsyncWebClient,
     context: AsyncBoltContext,
 ) -> None:
     await ack()
@@ -161,7 +198,7 @@ async def confirm_revoke(
         await accounts.revoke_all(services.runtime, name, _user(body))
         await respond(text=f"Revoking every token of `{name}`.", replace_original=True)
 
-    services.background.spawn(answering_errors(work(), ephemeral(respond)))
+    Click(services, body, respond, client).later(work())
 
 
 async def confirm_delete(
@@ -169,6 +206,7 @@ async def confirm_delete(
     body: dict[str, Any],
     action: dict[str, Any],
     respond: AsyncRespond,
+    client: AsyncWebClient,
     context: AsyncBoltContext,
 ) -> None:
     await ack()
@@ -183,7 +221,7 @@ async def confirm_delete(
             replace_original=True,
         )
 
-    services.background.spawn(answering_errors(work(), ephemeral(respond)))
+    Click(services, body, respond, client).later(work())
 
 
 async def dismiss(ack: AsyncAck, respond: AsyncRespond, context: AsyncBoltContext) -> None:
@@ -196,16 +234,30 @@ async def rotate(
     body: dict[str, Any],
     action: dict[str, Any],
     respond: AsyncRespond,
+    client: AsyncWebClient,
     context: AsyncBoltContext,
 ) -> None:
     """Rotate from an expiry warning."""
     await ack()
     services = services_of(context)
     work = rotate_and_tell(services, str(action.get("value") or ""), _user(body), respond, False)
-    services.background.spawn(answering_errors(work, ephemeral(respond)))
+    Click(services, body, respond, client).later(work)
+
+
+async def home_request(
+    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+) -> None:
+    """The Home tab's "Request a service account": the same modal as the command."""
+    await ack()
+    services = services_of(context)
+    view = request_modal(None, services.runtime.policy.offer)
+    Click(services, body, None, client).later(
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+    )
 
 
 def register(app: AsyncApp) -> None:
+    app.action(ActionId.HOME_REQUEST.value)(home_request)
     app.action(re.compile(f"^{ActionId.ACCOUNTS_PAGE.value}_"))(accounts_page)
     app.action(ActionId.CONFIRM_REVOKE.value)(confirm_revoke)
     app.action(ActionId.CONFIRM_DELETE.value)(confirm_delete)

@@ -99,13 +99,14 @@ class AtlassianAdmin:
         *,
         retry: RetryPolicy | None = None,
         timeout: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,  # in-process tests only
     ) -> None:
         self.org_id = org_id
         self.retry = retry or RetryPolicy()
-        self._base = httpx.URL(base_url.rstrip("/") + "/")
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=timeout,
+            transport=transport,
             headers={
                 "Authorization": f"Bearer {api_key.get_secret_value()}",
                 "Accept": "application/json",

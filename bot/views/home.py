@@ -1,0 +1,115 @@
+"""The App Home tab, as a pure function of what `workflows.home` found."""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from bot.ids import ActionId
+from bot.views.text import escape, mention, when
+from workflows.accounts import AccountRow
+from workflows.home import Home
+from workflows.models import ServiceAccountRequest
+
+
+def _note(text: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=text)])
+
+
+def _account(row: AccountRow) -> SectionBlock:
+    expiry = when(row.token_expires_at) if row.token_expires_at else "no live token"
+    text = f"*{escape(row.name)}* · {row.status} · token: {expiry}"
+    rotate = ButtonElement(text="Rotate", action_id=ActionId.ROTATE, value=row.name[:60])
+    return SectionBlock(text=text, accessory=rotate if row.status == "active" else None)
+
+
+def _request(request: ServiceAccountRequest) -> SectionBlock:
+    return SectionBlock(text=f"*{request.short_id}* `{escape(request.name)}` · {request.status}")
+
+
+def _waiting(request: ServiceAccountRequest) -> list[Block]:
+    text = (
+        f"*{request.short_id}* `{escape(request.name)}` from {mention(request.requester_id)}"
+        f" · {escape(', '.join(request.scopes))}"
+    )
+    return [
+        SectionBlock(text=text),
+        ActionsBlock(
+            elements=[
+                ButtonElement(
+                    text="Approve",
+                    action_id=ActionId.APPROVE,
+                    value=str(request.id),
+                    style="primary",
+                ),
+                ButtonElement(
+                    text="Deny", action_id=ActionId.DENY, value=str(request.id), style="danger"
+                ),
+            ]
+        ),
+    ]
+
+
+def _mine(home: Home) -> list[Block]:
+    blocks: list[Block] = [
+        HeaderBlock(text="Service accounts"),
+        ActionsBlock(
+            elements=[
+                ButtonElement(
+                    text="Request a service account",
+                    action_id=ActionId.HOME_REQUEST,
+                    value="request",
+                    style="primary",
+                )
+            ]
+        ),
+        SectionBlock(text="*My accounts*"),
+    ]
+    blocks += [_account(row) for row in home.accounts.rows[:10]] or [_note("None yet.")]
+    blocks.append(SectionBlock(text="*My requests*"))
+    blocks += [_request(r) for r in home.requests] or [_note("None yet.")]
+    return blocks
+
+
+def _approver(home: Home) -> list[Block]:
+    if not home.waiting_for_me:
+        return []
+    blocks: list[Block] = [DividerBlock(), SectionBlock(text="*Waiting for my decision*")]
+    for request in home.waiting_for_me:
+        blocks += _waiting(request)
+    return blocks
+
+
+def _admin(home: Home) -> list[Block]:
+    view = home.admin
+    if view is None:
+        return []
+    counts = " · ".join(f"{status} {n}" for status, n in sorted(view.counts.items())) or "none"
+    expiring = [
+        f"`{escape(r.name)}` {when(r.token_expires_at)}"
+        for r in view.expiring.rows
+        if r.token_expires_at
+    ]
+    orphans = [f"`{escape(a.name)}` (owner {mention(a.owner_id)} left)" for a in view.orphans]
+    return [
+        DividerBlock(),
+        SectionBlock(text="*Admin*"),
+        _note(f"Requests by status: {counts}"),
+        SectionBlock(
+            text="*Tokens expiring within 14 days*\n" + ("\n".join(expiring[:10]) or "none")
+        ),
+        SectionBlock(text="*Orphaned accounts*\n" + ("\n".join(orphans) or "none")),
+    ]
+
+
+def home_view(home: Home) -> View:
+    return View(type="home", blocks=[*_mine(home), *_approver(home), *_admin(home)][:100])

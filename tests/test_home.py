@@ -1,0 +1,80 @@
+"""The App Home tab: what each person sees when they open it, and acting from it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.runner import Sandbox
+from sandbox.slack_client import SlackSandbox
+from tests.conftest import BotProcess, start_bot
+from tests.test_end_to_end import (
+    ALICE,
+    APPROVALS,
+    BOB,
+    CAROL,
+    approval_message,
+    reveal_offer,
+    submit_request,
+)
+
+
+@pytest.fixture
+def admin_bot(sandbox: Sandbox, database_url: str, tmp_path: Path) -> Iterator[BotProcess]:
+    bot = start_bot(
+        sandbox, database_url, tmp_path / "sabot.log", extra_env={"SABOT_ADMINS": CAROL}
+    )
+    yield bot
+    bot.stop()
+
+
+def open_home(slack: SlackSandbox, user: str, expect: str) -> str:
+    before = json.dumps(slack.home(user))
+    slack.event({"type": "app_home_opened", "user": user, "tab": "home", "channel": "D0X"})
+
+    def shown() -> str | None:
+        home = slack.home(user)
+        text = json.dumps(home) if home else ""
+        return text if expect in text and text != before else None
+
+    return slack.wait_for(shown, what=f"{user}'s Home to show {expect!r}")
+
+
+def test_home_for_requester_approver_and_admin(slack: SlackSandbox, admin_bot: BotProcess) -> None:
+    submit_request(slack)
+    approval_message(slack)
+    bob_home = open_home(slack, BOB, "Waiting for my decision")
+    assert "ci-release-bot" in bob_home and "request_approve" in bob_home
+    alice_home = open_home(slack, ALICE, "My requests")
+    assert "SA-1" in alice_home and "pending" in alice_home and "home_request" in alice_home
+    assert "Waiting for my decision" not in alice_home  # her own request is not hers to decide
+
+    slack.click_view(BOB, "request_approve", home=True)  # approve from the Home tab
+    reveal_offer(slack)
+    bob_after = open_home(slack, BOB, "Service accounts")
+    assert "Waiting for my decision" not in bob_after
+
+    carol_home = open_home(slack, CAROL, "Admin")
+    assert "Requests by status" in carol_home and "Orphaned accounts" in carol_home
+    alice_after = open_home(slack, ALICE, "token_rotate")  # an active account has Rotate
+    assert "ci-release-bot" in alice_after
+
+
+def test_a_refused_click_in_home_is_answered_in_a_dm(
+    slack: SlackSandbox, admin_bot: BotProcess
+) -> None:
+    submit_request(slack)
+    approval_message(slack)
+    open_home(slack, BOB, "Waiting for my decision")
+    open_home(slack, "U0DAVE", "Service accounts")
+    # Dave forges an approve click from his own Home tab.
+    slack.click_view("U0DAVE", "request_approve", home=True, value="1", force=True)
+    dm = slack.dm_channel("U0DAVE")
+    slack.wait_for(
+        lambda: [m for m in slack.messages(dm) if "not an approver" in m["text"]],
+        what="the refusal in Dave's DM",
+    )
+    assert "Approved" not in json.dumps(slack.messages(APPROVALS)[0]["blocks"])

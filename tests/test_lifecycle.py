@@ -1,0 +1,132 @@
+"""An account's life over weeks, in-process with a clock: rotation grace, expiry warnings.
+
+The Atlassian stand-in answers through httpx's ASGI transport (real HTTP semantics, no
+socket), so the domain's own code runs unchanged while time is moved instead of slept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from sandbox.atlassian import AtlassianState, create_atlassian_app
+from tests.fakes import Clock, RecordingNotifier
+from workflows import accounts, decisions, requests, reveal
+from workflows.db import Database
+from workflows.handlers import job_handlers
+from workflows.jobs import Worker
+from workflows.migrations import upgrade
+from workflows.policy import Policy
+from workflows.ports import ReplyTarget
+from workflows.providers.atlassian import AtlassianAdmin
+from workflows.runtime import Runtime
+from workflows.validation import RequestForm
+
+FORM = RequestForm("ci-bot", "Runs the nightly CI jobs", ["jira"], ["read:jira-work"], "30")
+ALICE = ReplyTarget("U0ALICE", "C0GENERAL", None)
+
+
+class World:
+    def __init__(
+        self,
+        runtime: Runtime,
+        worker: Worker,
+        clock: Clock,
+        notifier: RecordingNotifier,
+        atlassian: AtlassianState,
+    ) -> None:
+        self.runtime, self.worker, self.clock = runtime, worker, clock
+        self.notifier, self.atlassian = notifier, atlassian
+
+    async def run(self) -> None:
+        await self.worker.run_until_idle()
+
+    def live_tokens(self) -> list[str]:
+        return [t.label for t in self.atlassian.tokens if not t.revoked]
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    state = AtlassianState()
+    state.clock = lambda: clock.now.timestamp()  # the stand-in judges expiry on our clock
+    clock, notifier = Clock(), RecordingNotifier()
+    atlassian = AtlassianAdmin(
+        "http://atlassian.test",
+        state.org_id,
+        SecretStr(state.api_key),
+        transport=httpx.ASGITransport(app=create_atlassian_app(state)),
+    )
+    db = Database(f"sqlite:///{tmp_path / 'sabot.db'}")
+    await upgrade(db)
+    runtime = Runtime(
+        db=db,
+        policy=Policy.from_settings(["U0BOB"], ["U0CAROL"], "C0APPROVALS"),
+        atlassian=atlassian,
+        notifier=notifier,
+        cloud_id="cloud-sandbox-1",
+        clock=clock,
+    )
+    yield World(runtime, Worker(db, job_handlers(runtime), clock), clock, notifier, state)
+    await atlassian.aclose()
+    await db.dispose()
+
+
+async def active_with_token(world: World) -> int:
+    request = await requests.submit(world.runtime, "U0ALICE", FORM, "C0GENERAL")
+    await world.run()
+    assert request.id is not None
+    await decisions.decide(world.runtime, request.id, "U0BOB", decisions.APPROVE)
+    await world.run()
+    await reveal.request_reveal(world.runtime, request.id, ALICE)
+    await world.run()
+    assert len(world.live_tokens()) == 1
+    return request.id
+
+
+async def test_rotation_revokes_the_old_token_after_the_grace_period(world: World) -> None:
+    await active_with_token(world)
+    [old] = world.live_tokens()
+    rotation = await accounts.rotate(world.runtime, "ci-bot", "U0CAROL")  # an admin asks
+    await world.run()
+    assert rotation.owner_id == "U0ALICE" and rotation.old_tokens == 1
+    assert ("offer", "ci-bot") in world.notifier.said  # the owner is offered a Reveal
+    assert len(world.atlassian.tokens) == 1  # nothing minted until the owner clicks
+    await reveal.request_reveal(world.runtime, 1, ALICE)
+    await world.run()
+    assert len(world.live_tokens()) == 2  # both work during the grace period
+
+    world.clock.advance(hours=23, minutes=59)
+    await world.run()
+    assert old in world.live_tokens()
+    world.clock.advance(minutes=2)
+    await world.run()
+    assert old not in world.live_tokens() and len(world.live_tokens()) == 1
+
+
+async def test_expiry_warnings_then_expired(world: World) -> None:
+    await active_with_token(world)  # a 30-day token
+
+    def warnings() -> list[Any]:
+        return [w for k, w in world.notifier.said if k == "warn"]
+
+    world.clock.advance(days=15, hours=23)
+    await world.run()
+    assert warnings() == []
+    world.clock.advance(hours=2)  # 14 days before expiry
+    await world.run()
+    assert [days for _, days in warnings()] == [14]
+    world.clock.advance(days=11)
+    await world.run()
+    world.clock.advance(days=2)
+    await world.run()
+    assert [days for _, days in warnings()] == [14, 3, 1]
+    world.clock.advance(days=2)
+    await world.run()
+    details = await accounts.details(world.runtime, "ci-bot", "U0ALICE")
+    assert [t.state for t in details.tokens] == ["expired"]
+    assert "token_expired" in [e.action for e in details.history]
