@@ -6,6 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -22,6 +23,7 @@ from workflows.migrations import upgrade
 from workflows.policy import Policy, PolicyFile
 from workflows.policy_file import load_policy
 from workflows.providers.atlassian import AtlassianAdmin, RetryPolicy
+from workflows.recurring import queue_due
 from workflows.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,13 @@ class Assembly:
         await self.db.dispose()
 
 
+def recurring_tasks(settings: Settings) -> dict[str, timedelta]:
+    return {
+        "check_owners": timedelta(seconds=settings.owner_check_interval_seconds),
+        "reconcile_report": timedelta(seconds=settings.reconcile_interval_seconds),
+    }
+
+
 def policy_rules(settings: Settings) -> PolicyFile:
     """The policy file named by SABOT_POLICY, or the simplest policy the settings form."""
     if settings.sabot_policy:
@@ -120,6 +129,7 @@ async def assemble(settings: Settings, *, migrate: bool = True) -> Assembly:
         poll_interval=settings.worker_poll_seconds,
         lease=timedelta(seconds=settings.job_lease_seconds),
         give_up=give_up_handlers(runtime),
+        periodic=partial(queue_due, db, tasks=recurring_tasks(settings)),
     )
     services = Services(settings=settings, runtime=runtime, background=Background())
     return Assembly(settings, db, client, runtime, worker, services)

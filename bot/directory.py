@@ -28,3 +28,8 @@ class SlackDirectory:
         members = frozenset(answer.get("users") or [])
         self._cache[group_id] = (time.monotonic() + self.ttl, members)
         return members
+
+    async def is_deactivated(self, user_id: str) -> bool:
+        """`users.info` says `deleted` once a person's Slack account is deactivated."""
+        answer = await self.client.users_info(user=user_id)
+        return bool((answer.get("user") or {}).get("deleted"))

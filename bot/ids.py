@@ -16,6 +16,7 @@ class ActionId(StrEnum):
     DISMISS = "dismiss"
     ROTATE = "token_rotate"
     HOME_REQUEST = "home_request"
+    REASSIGN = "owner_reassign"
     BREAK_GLASS = "request_break_glass"
     INPUT = "value"  # the one element of each input block
 
@@ -33,9 +34,11 @@ class BlockId(StrEnum):
     PAGES = "pages"
     CONFIRM = "confirm"
     BREAK_GLASS_REASON = "break_glass_reason"
+    NEW_OWNER = "new_owner"
 
 
 class CallbackId(StrEnum):
     REQUEST = "request_submit"
     DENY = "deny_submit"
     BREAK_GLASS = "break_glass_submit"
+    REASSIGN = "reassign_submit"

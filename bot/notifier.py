@@ -88,6 +88,13 @@ class SlackNotifier:
         text, blocks = accounts_views.expiry_warning(snapshot, label, expires_at, days)
         await self._dm(snapshot.request.requester_id, text, blocks)
 
+    async def alert_orphan(self, admin_id: str, snapshot: RequestSnapshot) -> None:
+        await self._dm(admin_id, *accounts_views.orphan_alert(snapshot))
+
+    async def tell(self, user_id: str, text: str) -> None:
+        safe = escape(text)
+        await self._dm(user_id, safe, [SectionBlock(text=safe[:2900])])
+
     async def _dm(self, user_id: str, text: str, blocks: list[Block]) -> MessageRef:
         dm = await self.client.conversations_open(users=user_id)
         answer = await self.client.chat_postMessage(

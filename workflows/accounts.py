@@ -322,3 +322,34 @@ def expiring_soon(tokens: list[ApiToken], now: datetime, within: timedelta) -> l
         for t in tokens
         if t.state == LIVE_TOKEN and t.expires_at is not None and t.expires_at <= now + within
     ]
+
+
+async def reassign(runtime: Runtime, name: str, admin: str, new_owner: str) -> None:
+    """Admins only: a new owner for an account (e.g. its owner left); the history stays."""
+    request, account, _ = await _owned(runtime, name, admin, "reassign", admin_only=True)
+    if new_owner == account.owner_id:
+        raise Conflict(f"<@{new_owner}> already owns {name}.")
+    now = runtime.clock()
+    async with runtime.db.transaction() as session:
+        await session.execute(
+            update(ServiceAccount)
+            .where(col(ServiceAccount.id) == account.id)
+            .values(owner_id=new_owner, orphaned_at=None)
+        )
+        # The requester is who may reveal and whose card follows the account.
+        await session.execute(
+            update(ServiceAccountRequest)
+            .where(col(ServiceAccountRequest.id) == request.id)
+            .values(requester_id=new_owner, updated_at=now)
+        )
+        audit.record(
+            session,
+            at=now,
+            actor=admin,
+            action="owner_reassigned",
+            request_id=request.id,
+            previous=account.owner_id,
+            owner=new_owner,
+        )
+        jobs.enqueue(session, "refresh", now=now, request_id=request.id)
+    runtime.jobs_queued()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from workflows import lifecycle, messages, pending, provisioning, reveal
+from workflows import lifecycle, messages, owners, pending, provisioning, reveal
 from workflows.jobs import GiveUp, Handler
 from workflows.runtime import Runtime
 
@@ -27,6 +27,9 @@ def job_handlers(runtime: Runtime) -> dict[str, Handler]:
         "offer_token": lifecycle.offer_token,
         "expiry_warning": lifecycle.expiry_warning,
         "token_expired": lifecycle.token_expired,
+        "check_owners": owners.check_owners,
+        "orphan_alert": owners.orphan_alert,
+        "reconcile_report": owners.reconcile_report,
     }
     return {kind: partial(run, runtime) for kind, run in kinds.items()}
 

@@ -105,9 +105,13 @@ class Worker:
         lease: timedelta = timedelta(minutes=5),
         max_attempts: int = 8,
         give_up: Mapping[str, GiveUp] | None = None,
+        periodic: Callable[[datetime], Awaitable[object]] | None = None,
     ) -> None:
         self.db, self.handlers, self.clock = db, handlers, clock
         self.give_up = give_up or {}
+        # Called about once a poll interval (e.g. to queue daily tasks that are due).
+        self.periodic = periodic
+        self._last_periodic: datetime | None = None
         self.poll_interval, self.lease, self.max_attempts = poll_interval, lease, max_attempts
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._slots = asyncio.Semaphore(concurrency)
@@ -138,7 +142,21 @@ class Worker:
         while (job := await claim(self.db, self.worker_id, self.clock(), self.lease)) is not None:
             await self._execute(job)
 
+    async def _tick(self) -> None:
+        now = self.clock()
+        due = self._last_periodic is None or now - self._last_periodic >= timedelta(
+            seconds=self.poll_interval
+        )
+        if self.periodic is None or not due:
+            return
+        self._last_periodic = now
+        try:
+            await self.periodic(now)
+        except Exception:
+            log.exception("periodic work failed; trying again at the next poll")
+
     async def _claim_quietly(self) -> Job | None:
+        await self._tick()
         try:
             return await claim(self.db, self.worker_id, self.clock(), self.lease)
         except Exception:

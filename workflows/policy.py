@@ -190,9 +190,11 @@ def is_write(scope: str) -> bool:
 
 
 class Directory(Protocol):
-    """Who is in a user group (Slack's usergroups.users.list behind it)."""
+    """Who is in a user group, and who has left (Slack's usergroups.users.list, users.info)."""
 
     async def members(self, group_id: str, *, fresh: bool = False) -> frozenset[str]: ...
+
+    async def is_deactivated(self, user_id: str) -> bool: ...
 
 
 @dataclass(frozen=True)

@@ -256,7 +256,25 @@ async def home_request(
     )
 
 
+async def reassign(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+) -> None:
+    """From an orphan alert: ask the admin for the new owner (checked at submit)."""
+    await ack()
+    services = services_of(context)
+    view = account_views.reassign_modal(str(action.get("value") or "")[:60])
+    Click(services, body, respond, client).later(
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+    )
+
+
 def register(app: AsyncApp) -> None:
+    app.action(ActionId.REASSIGN.value)(reassign)
     app.action(ActionId.HOME_REQUEST.value)(home_request)
     app.action(re.compile(f"^{ActionId.ACCOUNTS_PAGE.value}_"))(accounts_page)
     app.action(ActionId.CONFIRM_REVOKE.value)(confirm_revoke)

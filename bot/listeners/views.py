@@ -17,7 +17,7 @@ from bot.ids import ActionId, BlockId, CallbackId
 from bot.services import problem_text, services_of
 from bot.views.request_modal import field_errors, submitted_modal
 from bot.views.text import escape
-from workflows import decisions, requests
+from workflows import accounts, decisions, requests
 from workflows.errors import FormInvalid, UserError
 from workflows.validation import RequestForm
 
@@ -133,7 +133,18 @@ async def _decide_in_modal(
     await ack()
 
 
+async def submit_reassign(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
+) -> None:
+    values = (view.get("state") or {}).get("values") or {}
+    new_owner = str(_input(values, BlockId.NEW_OWNER).get("selected_user") or "")
+    name = str(_metadata(view).get("name") or "")
+    work = accounts.reassign(services_of(context).runtime, name, body["user"]["id"], new_owner)
+    await _decide_in_modal(ack, work if new_owner else None, BlockId.NEW_OWNER, "Pick someone.")
+
+
 def register(app: AsyncApp) -> None:
+    app.view(CallbackId.REASSIGN.value)(submit_reassign)
     app.view(CallbackId.REQUEST.value)(submit_request)
     app.view(CallbackId.DENY.value)(submit_denial)
     app.view(CallbackId.BREAK_GLASS.value)(submit_break_glass)

@@ -9,13 +9,17 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
+    ConfirmObject,
     ContextBlock,
     HeaderBlock,
+    InputBlock,
     MarkdownTextObject,
     SectionBlock,
+    UserSelectElement,
 )
+from slack_sdk.models.views import View
 
-from bot.ids import ActionId, BlockId
+from bot.ids import ActionId, BlockId, CallbackId
 from bot.views.request_messages import details as request_details
 from bot.views.text import clip, escape, mention, when
 from workflows.accounts import AccountDetails, AccountFilter, AccountPage, AccountRow
@@ -217,3 +221,58 @@ def expiry_warning(
             ]
         ),
     ]
+
+
+def orphan_alert(snap: RequestSnapshot) -> tuple[str, list[Block]]:
+    """To each admin: an account whose owner's Slack account was deactivated."""
+    r = snap.request
+    text = (
+        f":warning: The owner of `{escape(r.name)}`, {mention(r.requester_id)}, has left "
+        "(their Slack account is deactivated). Give the account a new owner, or revoke its "
+        "tokens."
+    )
+    revoke = ButtonElement(
+        text="Revoke tokens",
+        action_id=ActionId.CONFIRM_REVOKE,
+        value=r.name[:60],
+        style="danger",
+        confirm=ConfirmObject(
+            title="Revoke every token?",
+            confirm="Revoke",
+            deny="Back",
+            text=f"Automation using {r.name} stops at once.",
+        ),
+    )
+    return f"The owner of {escape(r.name)} has left", [
+        SectionBlock(text=text),
+        ActionsBlock(
+            elements=[
+                ButtonElement(
+                    text="Reassign", action_id=ActionId.REASSIGN, value=r.name[:60], style="primary"
+                ),
+                revoke,
+            ]
+        ),
+    ]
+
+
+def reassign_modal(name: str) -> View:
+    return View(
+        type="modal",
+        callback_id=CallbackId.REASSIGN,
+        title="New owner",
+        submit="Reassign",
+        close="Back",
+        private_metadata=json.dumps({"name": name}),
+        blocks=[
+            SectionBlock(
+                text=f"Who owns `{escape(name)}` from now on? They get "
+                "its tokens from now on; the history stays."
+            ),
+            InputBlock(
+                block_id=BlockId.NEW_OWNER,
+                label="New owner",
+                element=UserSelectElement(action_id=ActionId.INPUT),
+            ),
+        ],
+    )

@@ -1,0 +1,108 @@
+"""Owners who left, and the daily reconcile report: periodic jobs that tell the admins."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlmodel import col
+
+from workflows import audit, jobs
+from workflows.models import Job, ServiceAccount, ServiceAccountRequest
+from workflows.reconcile import reconcile
+from workflows.requests import snapshot
+from workflows.runtime import Runtime
+from workflows.states import RequestStatus
+
+HELD = (RequestStatus.ACTIVE.value, RequestStatus.REVOKED.value)  # accounts someone must own
+
+
+async def _admins(runtime: Runtime) -> list[str]:
+    return sorted(await runtime.policy.people(runtime.policy.rules.admins))
+
+
+async def check_owners(runtime: Runtime, job: Job) -> None:
+    """Flag the accounts of owners whose Slack account was deactivated, once each."""
+    directory = runtime.policy.directory
+    if directory is None:
+        return
+    async with runtime.db.transaction() as session:
+        owners = (
+            (
+                await session.execute(
+                    select(col(ServiceAccount.owner_id))
+                    .distinct()
+                    .join(
+                        ServiceAccountRequest,
+                        col(ServiceAccountRequest.id) == col(ServiceAccount.request_id),
+                    )
+                    .where(
+                        col(ServiceAccountRequest.status).in_(HELD),
+                        col(ServiceAccount.orphaned_at).is_(None),
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    for owner in owners:
+        if await directory.is_deactivated(owner):
+            await _orphan(runtime, owner)
+
+
+async def _orphan(runtime: Runtime, owner: str) -> None:
+    now = runtime.clock()
+    async with runtime.db.transaction() as session:
+        flagged = (
+            (
+                await session.execute(
+                    select(col(ServiceAccount.request_id)).where(
+                        col(ServiceAccount.owner_id) == owner,
+                        col(ServiceAccount.orphaned_at).is_(None),
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        await session.execute(
+            update(ServiceAccount)
+            .where(col(ServiceAccount.request_id).in_(flagged))
+            .values(orphaned_at=now)
+        )
+        for request_id in flagged:
+            audit.record(
+                session,
+                at=now,
+                actor="sabot",
+                action="owner_left",
+                request_id=request_id,
+                owner=owner,
+            )
+            jobs.enqueue(session, "orphan_alert", now=now, request_id=request_id)
+    runtime.jobs_queued()
+
+
+async def orphan_alert(runtime: Runtime, job: Job) -> None:
+    assert job.request_id is not None
+    snap = await snapshot(runtime, job.request_id)
+    for admin in await _admins(runtime):
+        await runtime.notifier.alert_orphan(admin, snap)
+
+
+async def reconcile_report(runtime: Runtime, job: Job) -> None:
+    """The daily comparison with Atlassian; admins hear of drift, nothing is changed."""
+    report = await reconcile(runtime.db, runtime.atlassian, apply=False, clock=runtime.clock)
+    async with runtime.db.transaction() as session:
+        audit.record(
+            session,
+            at=runtime.clock(),
+            actor="sabot",
+            action="reconcile_checked",
+            drift=report.drift_found,
+            checked=report.checked,
+        )
+    if report.drift_found:
+        text = "\n".join(
+            ["Daily reconcile found drift (`sabot reconcile` for details):", *report.lines()[:30]]
+        )
+        for admin in await _admins(runtime):
+            await runtime.notifier.tell(admin, text)
