@@ -10,8 +10,6 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -62,23 +60,27 @@ def _fail(message: str, code: int) -> int:
 # -- audit export -------------------------------------------------------------------------------
 
 
-@contextmanager
-def _output(path: str | None) -> Iterator[TextIO]:
+class _Output:
     """stdout, or a file that appears only once complete (a cron job never ships half of one)."""
-    if path is None or path == "-":
-        yield sys.stdout
-        sys.stdout.flush()
-        return
-    target = Path(path)
-    partial = target.with_name(f".{target.name}.partial")
-    out = partial.open("w", encoding="utf-8", newline="")
-    try:
-        with out:
-            yield out
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    os.replace(partial, target)
+
+    def __init__(self, path: str | None) -> None:
+        self._target = None if path in (None, "-") else Path(str(path))
+        self._partial: Path | None = None
+        if self._target is None:
+            self.stream: TextIO = sys.stdout
+            return
+        self._partial = self._target.with_name(f".{self._target.name}.partial")
+        self.stream = self._partial.open("w", encoding="utf-8", newline="")
+
+    def finish(self, complete: bool) -> None:
+        if self._partial is None or self._target is None:
+            self.stream.flush()
+            return
+        self.stream.close()
+        if complete:
+            os.replace(self._partial, self._target)
+        else:
+            self._partial.unlink(missing_ok=True)
 
 
 def _audit_export(args: argparse.Namespace) -> int:
@@ -97,12 +99,17 @@ def _audit_export(args: argparse.Namespace) -> int:
             await db.dispose()
 
     try:
-        with _output(args.output) as out:
-            count = asyncio.run(go(out))
+        output = _Output(args.output)  # before the database: a bad path fails at once
     except OSError as error:
         return _fail(f"cannot write {args.output}: {error.strerror or error}", EXIT_BAD_INPUT)
-    except SQLAlchemyError as error:
+    complete = False
+    try:
+        count = asyncio.run(go(output.stream))
+        complete = True
+    except (SQLAlchemyError, OSError) as error:  # OSError: e.g. the database refused to connect
         return _fail(f"cannot read the audit trail: {_database_problem(error)}", EXIT_UNREACHABLE)
+    finally:
+        output.finish(complete)
     print(f"exported {count} audit event(s)", file=sys.stderr)
     return EXIT_OK
 
@@ -149,7 +156,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     except AtlassianError as error:
         reason = f"could not list Atlassian's service accounts: {error.reason}"
         return _fail(reason, EXIT_UNREACHABLE)
-    except SQLAlchemyError as error:
+    except (SQLAlchemyError, OSError) as error:
         return _fail(f"cannot read the records: {_database_problem(error)}", EXIT_UNREACHABLE)
     print(f"checked {report.checked} accounts, done", file=sys.stderr)
     print("\n".join(report.lines()))

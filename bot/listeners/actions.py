@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ids import ActionId
@@ -82,7 +83,7 @@ async def approve(
 ) -> None:
     await ack()
     services = services_of(context)
-    work = decisions.decide(services.runtime, request_id_of(action), _user(body), decisions.APPROVE)
+    work = _approve(services, action, _user(body))
     Click(services, body, respond, client).later(work)
 
 
@@ -98,9 +99,7 @@ async def deny(
     await ack()
     services = services_of(context)
     # The trigger_id expires 3 s after the click: open the modal before any database work.
-    opening = client.views_open(
-        trigger_id=body["trigger_id"], view=deny_modal(request_id_of(action))
-    )
+    opening = _open(client, body["trigger_id"], lambda: deny_modal(request_id_of(action)))
     Click(services, body, respond, client).later(opening)
 
 
@@ -114,9 +113,7 @@ async def break_glass(
 ) -> None:
     await ack()
     services = services_of(context)
-    opening = client.views_open(
-        trigger_id=body["trigger_id"], view=break_glass_modal(request_id_of(action))
-    )
+    opening = _open(client, body["trigger_id"], lambda: break_glass_modal(request_id_of(action)))
     Click(services, body, respond, client).later(opening)
 
 
@@ -131,11 +128,24 @@ async def cancel(
     await ack()
     services = services_of(context)
     click = Click(services, body, respond, client)
-    click.later(_cancel(services, request_id_of(action), _user(body), click.say))
+    click.later(_cancel(services, action, _user(body), click.say))
 
 
-async def _cancel(services: Services, request_id: int, user_id: str, say: Say) -> None:
-    request = await requests.cancel(services.runtime, request_id, user_id)
+async def _open(client: AsyncWebClient, trigger_id: str, build: Callable[[], View]) -> None:
+    """Open a modal; the view is built here, so a forged button value is answered, not a 500."""
+    await client.views_open(trigger_id=trigger_id, view=build())
+
+
+async def _approve(services: Services, action: dict[str, Any], user_id: str) -> None:
+    await decisions.decide(services.runtime, request_id_of(action), user_id, decisions.APPROVE)
+
+
+async def _reveal(services: Services, action: dict[str, Any], target: ReplyTarget) -> None:
+    await reveal.request_reveal(services.runtime, request_id_of(action), target)
+
+
+async def _cancel(services: Services, action: dict[str, Any], user_id: str, say: Say) -> None:
+    request = await requests.cancel(services.runtime, request_id_of(action), user_id)
     await say(f"{request.short_id} is cancelled.")
 
 
@@ -154,7 +164,7 @@ async def reveal_token(
         channel_id=(body.get("channel") or {}).get("id"),
         response_url=body.get("response_url"),
     )
-    work = reveal.request_reveal(services.runtime, request_id_of(action), target)
+    work = _reveal(services, action, target)
     Click(services, body, respond, client).later(work)
 
 
