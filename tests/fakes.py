@@ -77,5 +77,11 @@ class RecordingNotifier:
     ) -> None:
         self.said.append(("warn", (label, days)))
 
+    async def alert_orphan(self, admin_id: str, snapshot: RequestSnapshot) -> None:
+        self.said.append(("orphan", (admin_id, snapshot.request.name)))
+
+    async def tell(self, user_id: str, text: str) -> None:
+        self.said.append(("tell", text))
+
     async def reply(self, target: ReplyTarget, text: str) -> None:
         self.said.append(("reply", text))

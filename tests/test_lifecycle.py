@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from sandbox.atlassian import AtlassianState, create_atlassian_app
 from tests.fakes import Clock, RecordingNotifier
-from workflows import accounts, decisions, requests, reveal
+from workflows import accounts, decisions, jobs, requests, reveal
 from workflows.db import Database
 from workflows.handlers import job_handlers
 from workflows.jobs import Worker
@@ -130,3 +130,13 @@ async def test_expiry_warnings_then_expired(world: World) -> None:
     details = await accounts.details(world.runtime, "ci-bot", "U0ALICE")
     assert [t.state for t in details.tokens] == ["expired"]
     assert "token_expired" in [e.action for e in details.history]
+
+
+async def test_the_daily_reconcile_tells_admins_about_drift(world: World) -> None:
+    await active_with_token(world)
+    world.atlassian.seed_account("made-by-hand")
+    async with world.runtime.db.transaction() as session:
+        jobs.enqueue(session, "reconcile_report", now=world.clock())
+    await world.run()
+    told = [text for kind, text in world.notifier.said if kind == "tell"]
+    assert told and "made-by-hand" in told[0]
