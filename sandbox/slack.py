@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import json
 import secrets
 import time
@@ -191,6 +192,7 @@ class SlackState:
     faults: dict[str, list[JSON]] = field(default_factory=dict)
     deliveries: list[JSON] = field(default_factory=list)  # what was POSTed to the bot
     last_ts_micros: int = 0
+    balancer: Iterator[int] = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
         # Seed after construction so an overridden bot_user_id lands in the seeded channels.
@@ -1093,7 +1095,10 @@ async def deliver(
     if signature is not None:
         hdrs[SIGNATURE_HEADER] = signature
     hdrs.update(headers or {})
-    url = state.bot_url.rstrip("/") + "/slack/events"
+    # Several URLs (comma-separated) are served in turn, as a load balancer in front of
+    # replicas would: Slack itself only knows one request URL.
+    replicas = [u.strip() for u in state.bot_url.split(",") if u.strip()]
+    url = replicas[next(state.balancer) % len(replicas)].rstrip("/") + "/slack/events"
     started = time.monotonic()
     result: JSON
     try:
