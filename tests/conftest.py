@@ -4,6 +4,7 @@ a real SQLite file or a throwaway PostgreSQL database."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -117,6 +118,36 @@ class BotProcess:
                 self.process.wait()
 
 
+# Every bot a test started, with its stand-ins: checked for leaked secrets when the test ends.
+STARTED: list[tuple[BotProcess, Sandbox]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_secret_leaks() -> Iterator[None]:
+    """After every test that ran a bot: no minted token and no credential in its log (DEBUG
+    on), and no token in any Slack call but the ephemeral replies to the requester."""
+    STARTED.clear()
+    yield
+    for bot, sandbox in STARTED:
+        bot.stop()
+        tokens = sandbox.atlassian.minted_values()
+        credentials = [
+            sandbox.slack.bot_token,
+            sandbox.slack.signing_secret,
+            sandbox.atlassian.api_key,
+        ]
+        log = bot.log()
+        assert not [s for s in tokens + credentials if s in log], "a secret is in the log"
+        for call in sandbox.slack.calls:
+            text = json.dumps(call, default=str)
+            if call["method"] == "response_url" and call["args"].get("response_type") in (
+                None,
+                "ephemeral",
+            ):
+                continue  # the one place a token may go: the ephemeral reply to a click
+            assert not [t for t in tokens if t in text], f"a token in {call['method']}"
+
+
 def start_bot(
     sandbox: Sandbox,
     database_url: str,
@@ -155,6 +186,7 @@ def start_bot(
             raise RuntimeError(f"sabot serve did not become healthy:\n{bot.log()}")
         time.sleep(0.05)
     sandbox.slack.bot_url = bot.url
+    STARTED.append((bot, sandbox))
     return bot
 
 
