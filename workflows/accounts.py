@@ -165,6 +165,11 @@ async def _owned(
     raise NotAllowed(f"Only {who} can {action} {name}.")
 
 
+async def check_allowed(runtime: Runtime, name: str, user: str, action: str) -> None:
+    """Before asking "are you sure?": the account exists and `user` may `action` it."""
+    await _owned(runtime, name, user, action, admin_only=action == "delete")
+
+
 async def details(runtime: Runtime, name: str, viewer: str) -> AccountDetails:
     request, account, _ = await _owned(runtime, name, viewer, "see")
     assert request.id is not None
@@ -196,6 +201,7 @@ async def details(runtime: Runtime, name: str, viewer: str) -> AccountDetails:
 
 @dataclass(frozen=True)
 class Rotation:
+    request_id: int
     name: str
     owner_id: str
     revoke_after: datetime
@@ -222,7 +228,7 @@ async def rotate(runtime: Runtime, name: str, user: str, *, revoke_now: bool = F
         jobs.enqueue(session, "refresh", now=now, request_id=request.id)
         jobs.enqueue(session, "offer_token", now=now, request_id=request.id)
     runtime.jobs_queued()
-    return Rotation(name, account.owner_id, revoke_after, old)
+    return Rotation(request.id or 0, name, account.owner_id, revoke_after, old)
 
 
 async def _reopen_reveal(

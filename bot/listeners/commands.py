@@ -10,6 +10,7 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.models.blocks import SectionBlock
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.command_args import list_filter, name_and_flags
@@ -17,6 +18,7 @@ from bot.services import Services, answering_errors, services_of
 from bot.views import accounts as views
 from bot.views.help import unknown_subcommand, usage
 from bot.views.request_modal import request_modal
+from bot.views.text import escape
 from workflows import accounts, requests
 from workflows.errors import UserError
 
@@ -132,14 +134,18 @@ async def rotate_and_tell(
         if done.old_tokens
         else ""
     )
-    if user == done.owner_id:
+    if user == done.owner_id:  # the owner asked: the Reveal button right here, too
+        text = f"A new token for `{escape(name)}` is ready to reveal.{old}"
+        button = views.reveal_here(done.request_id)
         await respond(
-            f"A new token for `{name}` is ready: use *Reveal token* in our direct messages.{old}",
+            text=text,
+            blocks=[SectionBlock(text=text).to_dict(), button.to_dict()],
             response_type="ephemeral",
         )
     else:
         await respond(
-            f"The new token for `{name}` went to its owner, <@{done.owner_id}>, never to you.{old}",
+            f"The new token for `{escape(name)}` went to its owner, "
+            f"<@{done.owner_id}>, never to you.{old}",
             response_type="ephemeral",
         )
 
@@ -147,7 +153,13 @@ async def rotate_and_tell(
 async def _confirming(call: Call, action: str) -> None:
     name, _ = name_and_flags(call.words, action)
     await call.ack()
-    call.later(call.show(*views.confirm(action, name)))
+
+    async def work() -> None:
+        # Unknown names and wrong rights get their one line now, not a prompt that fails later.
+        await accounts.check_allowed(call.services.runtime, name, call.user, action)
+        await call.show(*views.confirm(action, name))
+
+    call.later(work())
 
 
 async def _revoke(call: Call) -> None:

@@ -31,7 +31,7 @@ HISTORY_SHOWN = 40
 
 def filter_value(flt: AccountFilter, offset: int) -> str:
     """A page button's value: the filters and where the page starts (kept under 2,000 chars)."""
-    days = flt.expiring_within.days if flt.expiring_within else None
+    days = flt.expiring_within.days if flt.expiring_within is not None else None
     return json.dumps(
         {"o": offset, "w": flt.owner, "p": flt.product, "s": flt.status, "e": days, "t": flt.text}
     )
@@ -44,7 +44,7 @@ def filter_of(value: str) -> tuple[AccountFilter, int]:
         data.get("w"),
         data.get("p"),
         data.get("s"),
-        timedelta(days=int(days)) if days else None,
+        timedelta(days=int(days)) if days is not None else None,
         data.get("t"),
     ), int(data["o"])
 
@@ -275,4 +275,18 @@ def reassign_modal(name: str) -> View:
                 element=UserSelectElement(action_id=ActionId.INPUT),
             ),
         ],
+    )
+
+
+def reveal_here(request_id: int) -> ActionsBlock:
+    """A Reveal button for the owner's own ephemeral answer to `rotate`."""
+    return ActionsBlock(
+        elements=[
+            ButtonElement(
+                text="Reveal token",
+                action_id=ActionId.REVEAL,
+                value=str(request_id),
+                style="primary",
+            )
+        ]
     )
