@@ -27,9 +27,7 @@ async def _ensure_row(db: Database, name: str, now: datetime) -> None:
         pass  # another replica inserted it first
 
 
-async def queue_due(
-    db: Database, now: datetime, *, tasks: Mapping[str, timedelta]
-) -> list[str]:
+async def queue_due(db: Database, now: datetime, *, tasks: Mapping[str, timedelta]) -> list[str]:
     """Queue each task whose time has come; return the ones this caller queued."""
     queued = []
     for name, interval in tasks.items():
