@@ -500,3 +500,25 @@ async def test_errors_and_logs_never_hold_the_api_key(
         text = f"{error} {error.reason} {error!r} {error.__cause__!r} {error.__context__!r}"
         assert not any(secret in text for secret in secrets), text
     assert not any(secret in caplog.text for secret in secrets)
+
+
+async def test_delete_uses_the_documented_route(
+    admin: AtlassianAdmin, state: AtlassianState
+) -> None:
+    account = await admin.create_service_account("old-bot", "")
+    route = await admin.delete_service_account(account.id, account.atlassian_id, "bye")
+    assert route == "api-access"
+    assert state.accounts[account.id].status == "deleted"
+    assert calls(state, "POST", "/manage/lifecycle/delete") == []
+
+
+async def test_delete_falls_back_to_the_lifecycle_route_when_refused(
+    admin: AtlassianAdmin, state: AtlassianState
+) -> None:
+    account = await admin.create_service_account("old-bot", "")
+    state.add_fault("delete", "html403")  # the documented route refused (e.g. an SSO wall)
+    route = await admin.delete_service_account(account.id, account.atlassian_id, "bye")
+    assert route == "lifecycle"
+    assert state.accounts[account.id].status == "deleted"
+    [lifecycle] = calls(state, "POST", "/manage/lifecycle/delete")
+    assert lifecycle["json"] == {"message": "bye"}

@@ -16,7 +16,9 @@ from tests.test_end_to_end import (
     APPROVALS,
     BOB,
     CAROL,
+    GOOD_FORM,
     approval_message,
+    new_view,
     reveal_offer,
     submit_request,
 )
@@ -78,3 +80,14 @@ def test_a_refused_click_in_home_is_answered_in_a_dm(
         what="the refusal in Dave's DM",
     )
     assert "Approved" not in json.dumps(slack.messages(APPROVALS)[0]["blocks"])
+
+
+def test_the_home_request_button_opens_the_form(slack: SlackSandbox, admin_bot: BotProcess) -> None:
+    open_home(slack, ALICE, "home_request")
+    before = set(slack.views())
+    slack.click_view(ALICE, "home_request", home=True)
+    form = new_view(slack, ALICE, before, "the request form from Home")
+    assert form["callback_id"] == "request_submit"
+    answer = slack.submit(ALICE, form["id"], GOOD_FORM)
+    assert "waiting for approval" in json.dumps(answer["view"])
+    approval_message(slack)  # the request went to the approvers like any other
