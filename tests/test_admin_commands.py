@@ -584,7 +584,7 @@ def test_revoke_asks_first_then_revokes_every_token_and_token_reactivates(
     )
 
     # `token NAME`: the owner gets a new Reveal, and the account is active again
-    reply = one_line(ask(slack, ALICE, "token revoke-me-bot"))
+    reply = ask(slack, ALICE, "token revoke-me-bot")["text"]
     assert reply.startswith("A new token for `revoke-me-bot` is ready") and "previous" not in reply
     offer = new_token_offer(slack, ALICE, "revoke-me-bot")
     second, _ = reveal(sandbox, slack, ALICE, offer["channel"], offer["ts"], "revoke-me-bot")

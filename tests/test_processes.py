@@ -24,9 +24,10 @@ from tests.test_end_to_end import (
 )
 from workflows.migrations import head_revision
 
-# Jobs still to run now; the pending request's timers (expiry in days) are not due.
+# Jobs still to run now (timers such as expiry warnings are due in days, not now).
 PENDING_WORK = (
-    "SELECT id FROM job WHERE status != 'done' AND kind NOT IN ('remind', 'escalate', 'expire')"
+    "SELECT id FROM job WHERE status = 'running' "
+    "OR (status = 'queued' AND run_after <= CURRENT_TIMESTAMP)"
 )
 
 
