@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bot import logs
@@ -89,6 +90,28 @@ def _demo(_args: argparse.Namespace) -> int:
     return run_demo()
 
 
+def _manifest(args: argparse.Namespace) -> int:
+    from bot.manifest import ManifestError, render
+
+    try:
+        print(render(args.url, args.file), end="")
+    except ManifestError as error:
+        print(f"sabot: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _manifest_parser(sub: Any) -> None:
+    manifest = sub.add_parser(
+        "manifest",
+        help="print the Slack app manifest for a public URL",
+        description="Prints app_manifest.yml with https://bot.example.com replaced by --url.",
+    )
+    manifest.add_argument("--url", required=True, help="public base URL, e.g. https://bot.acme.io")
+    manifest.add_argument("--file", type=Path, help="manifest to read (default: app_manifest.yml)")
+    manifest.set_defaults(run=_manifest)
+
+
 def _settings(needs: tuple[str, ...], *, policy: bool = True) -> Settings:
     """The settings a command needs, its policy checked before anything starts."""
     settings = load_settings()
@@ -139,6 +162,7 @@ def parser() -> argparse.ArgumentParser:
     ).set_defaults(run=_db_upgrade)
 
     _policy_parsers(sub)
+    _manifest_parser(sub)
     from bot.admin_cli import add_admin_parsers
 
     add_admin_parsers(sub)

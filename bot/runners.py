@@ -21,12 +21,18 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 async def run_worker(settings: Settings) -> int:
     """Claim and run jobs until SIGTERM; the job in hand is finished first."""
+    from bot.metrics import serve_worker_metrics
+
     assembly = await assemble(settings)
     _stop_on_signals(assembly.stop)
-    log.info("sabot worker running")
+    port = settings.worker_metrics_port
+    metrics = serve_worker_metrics(assembly, port) if port else None
+    log.info("sabot worker running%s", f" (metrics on port {port})" if port else "")
     assembly.start_worker()
     await assembly.stop.wait()
     await assembly.close()
+    if metrics is not None:
+        metrics.shutdown()
     return 0
 
 

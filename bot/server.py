@@ -1,24 +1,45 @@
-"""HTTP mode: `POST /slack/events` for everything Slack sends, and `GET /healthz`."""
+"""HTTP mode: `POST /slack/events` for everything Slack sends, plus health, readiness, metrics.
+
+- `GET /healthz`: the process answers (liveness); it touches nothing else.
+- `GET /readyz`: the database answers (readiness); 503 with a reason that names no URL.
+- `GET /metrics`: Prometheus text format (see bot/metrics.py for what is per process).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from time import perf_counter
+from typing import Any
+from urllib.parse import quote
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.response import BoltResponse
+from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot import logs
 from bot.app import build_app
 from bot.assembly import Assembly, assemble
+from bot.metrics import CONTENT_TYPE, Metrics, instrument, meter_slack_client
 from bot.settings import Settings
+from workflows.db import Database
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024  # Slack's payloads are far smaller; refuse anything past 1 MiB
+SLACK_EVENTS = "/slack/events"
+READY_TIMEOUT_SECONDS = 3.0
 
 
 async def _bounded_body(request: Request) -> bytes | None:
@@ -36,16 +57,99 @@ async def _bounded_body(request: Request) -> bytes | None:
     return body
 
 
+class RequestScope:
+    """ASGI middleware: an id per HTTP request on every log line it causes, and for
+    /slack/events one log line and the request metrics."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        start = perf_counter()
+        with logs.bound(http_request_id=os.urandom(6).hex()):
+            try:
+                await self.app(scope, receive, send_noting_status)
+            finally:
+                if scope["path"] == SLACK_EVENTS:
+                    seconds = perf_counter() - start
+                    self.metrics.observe_slack_request(status, seconds)
+                    log.info("slack request answered %d in %.1f ms", status, seconds * 1000)
+
+
+def _sqlite_file_answers(path: str) -> None:
+    """Open the file afresh (never creating it) and read its schema: pooled connections keep
+    answering from a file that was deleted or replaced underneath them."""
+    conn = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, timeout=1)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    finally:
+        conn.close()
+
+
+async def database_problem(db: Database) -> str | None:
+    """None when the database answers; else a short reason that names no URL or password."""
+
+    async def check() -> None:
+        await db.ping()
+        path = make_url(db.url).database if db.is_sqlite else None
+        if path and path != ":memory:":
+            await asyncio.to_thread(_sqlite_file_answers, path)
+
+    try:
+        await asyncio.wait_for(check(), timeout=READY_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return f"database did not answer within {READY_TIMEOUT_SECONDS:g}s"
+    except Exception as error:  # the message may hold the host or the path: only the kind
+        return f"database unreachable ({type(error).__name__})"
+    return None
+
+
+def _log_context_middleware(
+    metrics: Metrics,
+) -> Callable[[AsyncBoltContext, Callable[[], Awaitable[BoltResponse]]], Awaitable[BoltResponse]]:
+    async def slack_context(
+        context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse:
+        # Bolt makes a Web API client per request: meter that one too.
+        meter_slack_client(context.client, metrics)
+        # Bolt runs the listener after this returns, in the same task: `bind`, not a block.
+        # RequestScope's block around the whole HTTP request undoes it.
+        logs.bind(slack_user=context.user_id)
+        return await next()
+
+    return slack_context
+
+
+class _State:
+    assembly: Assembly
+    handler: AsyncSlackRequestHandler
+    ready: bool = True
+
+
 def create_server(
     settings: Settings, *, run_worker: bool = True, migrate: bool = True
 ) -> Starlette:
-    state: dict[str, Assembly | AsyncSlackRequestHandler] = {}
+    state, metrics = _State(), Metrics()
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        logs.adopt("uvicorn", "uvicorn.access")  # its lines in our format, masked
         assembly = await assemble(settings, migrate=migrate)
-        state["assembly"] = assembly
-        state["handler"] = AsyncSlackRequestHandler(build_app(assembly.services, assembly.client))
+        instrument(assembly, metrics)
+        app = build_app(assembly.services, assembly.client)
+        app.use(_log_context_middleware(metrics))
+        state.assembly, state.handler = assembly, AsyncSlackRequestHandler(app)
         if run_worker:
             assembly.start_worker()
         log.info("sabot ready (worker %s)", "in-process" if run_worker else "off")
@@ -57,9 +161,7 @@ def create_server(
     async def slack_events(request: Request) -> Response:
         if await _bounded_body(request) is None:
             return JSONResponse({"error": "payload too large"}, status_code=413)
-        handler = state["handler"]
-        assert isinstance(handler, AsyncSlackRequestHandler)
-        response = await handler.handle(request)
+        response = await state.handler.handle(request)
         if response.status_code == 401:
             # One line, never the body: Bolt's own log of this holds the whole payload.
             log.warning("refused a request with a bad or stale Slack signature")
@@ -68,10 +170,30 @@ def create_server(
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def readyz(_request: Request) -> Response:
+        problem = await database_problem(state.assembly.db)
+        if (problem is None) != state.ready:  # log changes, not every probe
+            state.ready = problem is None
+            if problem is None:
+                log.info("ready again: the database answers")
+            else:
+                log.warning("not ready: %s", problem)
+        if problem is not None:
+            return JSONResponse({"status": "unavailable", "reason": problem}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics_text(_request: Request) -> Response:
+        db = state.assembly.db
+        reachable = await database_problem(db) is None
+        body = await metrics.exposition(db, state.assembly.runtime.clock(), reachable=reachable)
+        return Response(body, media_type=CONTENT_TYPE)
+
+    routes: list[Any] = [
+        Route(SLACK_EVENTS, slack_events, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_text, methods=["GET"]),
+    ]
     return Starlette(
-        routes=[
-            Route("/slack/events", slack_events, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ],
-        lifespan=lifespan,
+        routes=routes, middleware=[Middleware(RequestScope, metrics=metrics)], lifespan=lifespan
     )

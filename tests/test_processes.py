@@ -9,7 +9,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sandbox.runner import Sandbox
+import httpx
+
+from sandbox.runner import Sandbox, free_port
 from sandbox.slack_client import SlackSandbox
 from tests.conftest import FAST_SETTINGS, BotProcess, rows, start_bot
 from tests.test_end_to_end import (
@@ -33,7 +35,14 @@ PENDING_WORK = (
 
 def _env(sandbox: Sandbox, database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SABOT_"))}
-    env.update({**sandbox.bot_env(), **FAST_SETTINGS, "DATABASE_URL": database_url})
+    env.update(
+        {
+            **sandbox.bot_env(),
+            **FAST_SETTINGS,
+            "DATABASE_URL": database_url,
+            "WORKER_METRICS_PORT": str(free_port()),
+        }
+    )
     return env
 
 
@@ -41,10 +50,11 @@ def test_server_without_worker_plus_a_worker_process(
     sandbox: Sandbox, slack: SlackSandbox, database_url: str, tmp_path: Path
 ) -> None:
     bot = start_bot(sandbox, database_url, tmp_path / "serve.log", args=("--no-worker",))
+    env = _env(sandbox, database_url)
     worker = subprocess.Popen(
         [sys.executable, "-m", "bot", "worker"],
         cwd=tmp_path,
-        env=_env(sandbox, database_url),
+        env=env,
         stdout=(tmp_path / "worker.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
@@ -60,6 +70,9 @@ def test_server_without_worker_plus_a_worker_process(
         claims = rows(database_url, "SELECT locked_by FROM job WHERE status = 'done'")
         workers = {c["locked_by"].rsplit("/", 1)[0] for c in claims}  # worker id / claim id
         assert len(workers) == 1  # every job was run by the worker process, none by serve
+        # the worker's own metrics: its job runs, which the servers never see
+        scraped = httpx.get(f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/", timeout=5).text
+        assert 'sabot_job_run_seconds_count{kind="provision"' in scraped
     finally:
         worker.terminate()
         assert worker.wait(timeout=20) == 0  # SIGTERM: a clean stop
