@@ -284,50 +284,56 @@ async def _schedule_revocations(
 
 async def revoke_all(runtime: Runtime, name: str, user: str) -> ServiceAccountRequest:
     """Every token of the account is revoked; the account stays (a new token reactivates it)."""
-    request, account, _ = await _owned(runtime, name, user, "revoke")
-    now = runtime.clock()
-    async with runtime.db.transaction() as session:
-        assert request.id is not None
-        if not await transition(session, request.id, Event.REVOKE, now, decided_by=user):
-            raise Conflict(f"{name} is {request.status}: there are no tokens to revoke.")
-        await session.execute(
-            update(ServiceAccount)
-            .where(col(ServiceAccount.id) == account.id)
-            .values(reveal_status="locked")
-        )
-        audit.record(session, at=now, actor=user, action="revoke_requested", request_id=request.id)
-        jobs.enqueue(session, "revoke_all", now=now, request_id=request.id)
-        jobs.enqueue(session, "refresh", now=now, request_id=request.id)
-    runtime.jobs_queued()
-    return request
+    request, _, _ = await _owned(runtime, name, user, "revoke")
+    return await _retire(
+        runtime,
+        request,
+        user,
+        Event.REVOKE,
+        "revoke_all",
+        f"{name} is {request.status}: there are no tokens to revoke.",
+    )
 
 
 async def delete(runtime: Runtime, name: str, user: str) -> ServiceAccountRequest:
     """Admins only: revoke the tokens and delete the account at Atlassian (kept 14 days)."""
     request, _, _ = await _owned(runtime, name, user, "delete", admin_only=True)
+    return await _retire(
+        runtime,
+        request,
+        user,
+        Event.DELETE,
+        "delete_account",
+        f"{name} is {request.status}: it cannot be deleted.",
+    )
+
+
+async def _retire(
+    runtime: Runtime,
+    request: ServiceAccountRequest,
+    user: str,
+    event: Event,
+    job: str,
+    refusal: str,
+) -> ServiceAccountRequest:
+    """Move the request on, lock Reveal, and leave the Atlassian work to a job."""
     now = runtime.clock()
     async with runtime.db.transaction() as session:
         assert request.id is not None
-        if not await transition(session, request.id, Event.DELETE, now, decided_by=user):
-            raise Conflict(f"{name} is {request.status}: it cannot be deleted.")
+        if not await transition(session, request.id, event, now, decided_by=user):
+            raise Conflict(refusal)
         await session.execute(
             update(ServiceAccount)
             .where(col(ServiceAccount.request_id) == request.id)
             .values(reveal_status="locked")
         )
-        audit.record(session, at=now, actor=user, action="delete_requested", request_id=request.id)
-        jobs.enqueue(session, "delete_account", now=now, request_id=request.id)
+        audit.record(
+            session, at=now, actor=user, action=f"{event.value}_requested", request_id=request.id
+        )
+        jobs.enqueue(session, job, now=now, request_id=request.id)
         jobs.enqueue(session, "refresh", now=now, request_id=request.id)
     runtime.jobs_queued()
     return request
-
-
-def expiring_soon(tokens: list[ApiToken], now: datetime, within: timedelta) -> list[ApiToken]:
-    return [
-        t
-        for t in tokens
-        if t.state == LIVE_TOKEN and t.expires_at is not None and t.expires_at <= now + within
-    ]
 
 
 async def reassign(runtime: Runtime, name: str, admin: str, new_owner: str) -> None:

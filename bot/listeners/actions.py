@@ -96,11 +96,9 @@ async def deny(
     context: AsyncBoltContext,
 ) -> None:
     """Ask for a reason; who may deny is checked when the reason is submitted."""
-    await ack()
-    services = services_of(context)
-    # The trigger_id expires 3 s after the click: open the modal before any database work.
-    opening = _open(client, body["trigger_id"], lambda: deny_modal(request_id_of(action)))
-    Click(services, body, respond, client).later(opening)
+    await _ask_reason(
+        ack, body, respond, client, context, lambda: deny_modal(request_id_of(action))
+    )
 
 
 async def break_glass(
@@ -111,10 +109,23 @@ async def break_glass(
     client: AsyncWebClient,
     context: AsyncBoltContext,
 ) -> None:
+    await _ask_reason(
+        ack, body, respond, client, context, lambda: break_glass_modal(request_id_of(action))
+    )
+
+
+async def _ask_reason(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+    build: Callable[[], View],
+) -> None:
     await ack()
     services = services_of(context)
-    opening = _open(client, body["trigger_id"], lambda: break_glass_modal(request_id_of(action)))
-    Click(services, body, respond, client).later(opening)
+    # The trigger_id expires 3 s after the click: open the modal before any database work.
+    Click(services, body, respond, client).later(_open(client, body["trigger_id"], build))
 
 
 async def cancel(
