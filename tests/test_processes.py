@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -151,3 +152,20 @@ def test_sandbox_command_prints_the_settings(tmp_path: Path) -> None:
         "SABOT_APPROVAL_CHANNEL=C0APPROVALS",
     ):
         assert key in printed
+
+
+def test_a_slack_outage_past_the_retry_bound_is_recovered_later(
+    sandbox: Sandbox, slack: SlackSandbox, bot: BotProcess
+) -> None:
+    # Slack asks to wait longer than the bot will (2 s in tests): the job fails, and the job
+    # queue tries again later; nothing is lost.
+    slack.fault("chat.postMessage", count=2, retry_after=30)
+    submit_request(slack)
+    message = slack.wait_for(
+        lambda: slack.messages(APPROVALS), what="the request, eventually", timeout=20
+    )[0]
+    assert "ci-release-bot" in json.dumps(message["blocks"])
+    limited = [c for c in slack.calls("chat.postMessage") if c.get("error") == "ratelimited"]
+    assert len(limited) == 2
+    errors = rows(bot.database_url, "SELECT last_error FROM job WHERE kind = 'announce'")
+    assert "ratelimited" in (errors[0]["last_error"] or "")

@@ -97,3 +97,48 @@ def _form() -> dict[str, dict[str, object]]:
     from tests.test_end_to_end import GOOD_FORM
 
     return dict(GOOD_FORM)
+
+
+def test_approve_and_deny_at_the_same_instant(
+    sandbox: Sandbox, slack: SlackSandbox, replicas: list[BotProcess]
+) -> None:
+    db = replicas[0].database_url
+    for round_ in range(5):
+        name = f"duel-{round_}"
+        submit_request(slack, form={**_form(), "name": {"value": name}})
+        message = slack.wait_for(
+            lambda n=name: next(
+                (m for m in slack.messages(APPROVALS) if n in json.dumps(m["blocks"])), None
+            ),
+            what=f"the approval message of {name}",
+        )
+        before = set(slack.views())
+        slack.click(CAROL, APPROVALS, message["ts"], "request_deny")
+        modal = slack.wait_for(
+            lambda b=before: next(
+                (
+                    v["view"]
+                    for vid, v in slack.views().items()
+                    if vid not in b and v["user"] == CAROL
+                ),
+                None,
+            ),
+            what="the deny modal",
+        )
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            approving = pool.submit(slack.click, BOB, APPROVALS, message["ts"], "request_approve")
+            denying = pool.submit(
+                slack.submit, CAROL, modal["id"], {"deny_reason": {"value": "not now"}}
+            )
+            approving.result()
+            denial = denying.result()
+        [request] = rows(
+            db, f"SELECT id, status FROM service_account_request WHERE name = '{name}'"
+        )
+        decided = rows(db, f"SELECT verdict FROM decision WHERE request_id = {request['id']}")
+        assert len(decided) == 1  # one decision won; the other was refused
+        if request["status"] == "denied":
+            assert decided[0]["verdict"] == "deny" and denial["body"] in ("", None, {})
+        else:
+            assert decided[0]["verdict"] == "approve"
+            assert "already approved" in json.dumps(denial["body"])
