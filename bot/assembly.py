@@ -122,6 +122,7 @@ async def assemble(settings: Settings, *, migrate: bool = True) -> Assembly:
         notifier=SlackNotifier(client, policy.approval_channel),
         cloud_id=await site_id(settings, atlassian),
     )
+    tasks = recurring_tasks(settings)
     worker = Worker(
         db,
         job_handlers(runtime),
@@ -129,7 +130,12 @@ async def assemble(settings: Settings, *, migrate: bool = True) -> Assembly:
         poll_interval=settings.worker_poll_seconds,
         lease=timedelta(seconds=settings.job_lease_seconds),
         give_up=give_up_handlers(runtime),
-        periodic=partial(queue_due, db, tasks=recurring_tasks(settings)),
+        periodic=partial(queue_due, db, tasks=tasks),
+        # a tenth of the shortest interval, between the poll interval and a minute
+        periodic_every=max(
+            min(min(tasks.values()) / 10, timedelta(minutes=1)),
+            timedelta(seconds=settings.worker_poll_seconds),
+        ),
     )
     services = Services(settings=settings, runtime=runtime, background=Background())
     return Assembly(settings, db, client, runtime, worker, services)

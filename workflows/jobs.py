@@ -106,11 +106,15 @@ class Worker:
         max_attempts: int = 8,
         give_up: Mapping[str, GiveUp] | None = None,
         periodic: Callable[[datetime], Awaitable[object]] | None = None,
+        periodic_every: timedelta | None = None,
     ) -> None:
         self.db, self.handlers, self.clock = db, handlers, clock
         self.give_up = give_up or {}
         # Called about once a poll interval (e.g. to queue daily tasks that are due).
         self.periodic = periodic
+        # Daily tasks need not be looked at on every poll: that would be several
+        # transactions a second for work due once a day.
+        self.periodic_every = periodic_every or timedelta(seconds=poll_interval)
         self._last_periodic: datetime | None = None
         self.poll_interval, self.lease, self.max_attempts = poll_interval, lease, max_attempts
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -144,9 +148,7 @@ class Worker:
 
     async def _tick(self) -> None:
         now = self.clock()
-        due = self._last_periodic is None or now - self._last_periodic >= timedelta(
-            seconds=self.poll_interval
-        )
+        due = self._last_periodic is None or now - self._last_periodic >= self.periodic_every
         if self.periodic is None or not due:
             return
         self._last_periodic = now
