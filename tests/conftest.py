@@ -148,6 +148,22 @@ def no_secret_leaks() -> Iterator[None]:
             assert not [t for t in tokens if t in text], f"a token in {call['method']}"
 
 
+def bot_environment(
+    sandbox: Sandbox, database_url: str, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """This process's environment without our settings, plus the stand-ins' and fast timings."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SABOT_", "ATLASSIAN_"))
+    }
+    return {
+        **env,
+        **sandbox.bot_env(),
+        **FAST_SETTINGS,
+        "DATABASE_URL": database_url,
+        **(extra or {}),
+    }
+
+
 def start_bot(
     sandbox: Sandbox,
     database_url: str,
@@ -157,12 +173,7 @@ def start_bot(
 ) -> BotProcess:
     """`sabot serve` as its own process, pointed at the stand-ins; returns once healthy."""
     port = free_port()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SABOT_", "ATLASSIAN_"))
-    }
-    env.update(
-        {**sandbox.bot_env(), **FAST_SETTINGS, "DATABASE_URL": database_url, **(extra_env or {})}
-    )
+    env = bot_environment(sandbox, database_url, extra_env)
     log_file = log_path.open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "serve", "--port", str(port), *args],

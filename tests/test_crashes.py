@@ -4,7 +4,6 @@ the requester gets a working token."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import pytest
 
 from sandbox.runner import Sandbox, free_port
 from sandbox.slack_client import SlackSandbox
-from tests.conftest import FAST_SETTINGS, start_bot
+from tests.conftest import bot_environment, start_bot
 from tests.test_end_to_end import (
     ALICE,
     APPROVALS,
@@ -35,16 +34,7 @@ def crashing_bot(
     sandbox: Sandbox, database_url: str, tmp_path: Path, target: str
 ) -> subprocess.Popen[bytes]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SABOT_"))}
-    env.update(
-        {
-            **sandbox.bot_env(),
-            **FAST_SETTINGS,
-            **RESTART,
-            "DATABASE_URL": database_url,
-            "PYTHONPATH": str(ROOT),
-        }
-    )
+    env = bot_environment(sandbox, database_url, {**RESTART, "PYTHONPATH": str(ROOT)})
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.crash_serve", target, "serve", "--port", str(port)],
         cwd=tmp_path,

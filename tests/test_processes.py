@@ -14,7 +14,7 @@ import httpx
 
 from sandbox.runner import Sandbox, free_port
 from sandbox.slack_client import SlackSandbox
-from tests.conftest import FAST_SETTINGS, BotProcess, rows, start_bot
+from tests.conftest import BotProcess, bot_environment, rows, start_bot
 from tests.test_end_to_end import (
     ALICE,
     APPROVALS,
@@ -35,15 +35,7 @@ PENDING_WORK = (
 
 
 def _env(sandbox: Sandbox, database_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SABOT_"))}
-    env.update(
-        {
-            **sandbox.bot_env(),
-            **FAST_SETTINGS,
-            "DATABASE_URL": database_url,
-            "WORKER_METRICS_PORT": str(free_port()),
-        }
-    )
+    env = bot_environment(sandbox, database_url, {"WORKER_METRICS_PORT": str(free_port())})
     return env
 
 
