@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint lock clean
+.PHONY: demo test lint lock clean reliability bench
 
 $(BIN)/.main: requirements/main.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ test: $(BIN)/.dev
 	$(BIN)/ruff check bot workflows sandbox tests
 	$(BIN)/mypy bot workflows sandbox
 	$(BIN)/pytest -q
+
+# Runs the issue-5 scenarios and rewrites docs/reliability.md from what they measured.
+reliability: $(BIN)/.dev
+	$(BIN)/python -m tests.reliability
+
+# Prints the benchmark table and rewrites bench/RESULTS.md (a few minutes).
+bench: $(BIN)/.dev
+	$(BIN)/python -m bench.run
 
 lint: $(BIN)/.dev
 	$(BIN)/ruff check bot workflows sandbox tests
