@@ -13,14 +13,17 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import select
+from sqlmodel import col
 
 from sandbox.atlassian import AtlassianState, create_atlassian_app
 from tests.fakes import Clock, RecordingNotifier
-from workflows import accounts, decisions, jobs, requests, reveal
+from workflows import accounts, decisions, jobs, owners, requests, reveal
 from workflows.db import Database
 from workflows.handlers import job_handlers
 from workflows.jobs import Worker
 from workflows.migrations import upgrade
+from workflows.models import InboundEvent
 from workflows.policy import Policy
 from workflows.ports import ReplyTarget
 from workflows.providers.atlassian import AtlassianAdmin
@@ -140,3 +143,23 @@ async def test_the_daily_reconcile_tells_admins_about_drift(world: World) -> Non
     await world.run()
     told = [text for kind, text in world.notifier.said if kind == "tell"]
     assert told and "made-by-hand" in told[0]
+
+
+async def test_event_ids_are_remembered_for_a_day_then_forgotten(world: World) -> None:
+    """A retry inside the day is recognised; a day later the id is dropped by the daily job."""
+
+    async def deliver(event_id: str) -> bool:
+        return await owners.owner_deactivated(world.runtime, event_id=event_id, owner="U0ALICE")
+
+    async def remembered() -> list[str]:
+        async with world.runtime.db.transaction() as session:
+            return list((await session.execute(select(col(InboundEvent.event_id)))).scalars())
+
+    assert await deliver("Ev0OLD") and not await deliver("Ev0OLD")
+    world.clock.advance(hours=23)
+    assert await deliver("Ev0NEW")
+    world.clock.advance(hours=2)
+    async with world.runtime.db.transaction() as session:
+        jobs.enqueue(session, "forget_old_events", now=world.clock())
+    await world.run()
+    assert await remembered() == ["Ev0NEW"]

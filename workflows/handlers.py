@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from workflows import lifecycle, messages, owners, pending, provisioning, reveal
+from workflows import inbound, lifecycle, messages, owners, pending, provisioning, reveal
 from workflows.jobs import GiveUp, Handler
 from workflows.runtime import Runtime
 
@@ -28,7 +28,9 @@ def job_handlers(runtime: Runtime) -> dict[str, Handler]:
         "expiry_warning": lifecycle.expiry_warning,
         "token_expired": lifecycle.token_expired,
         "check_owners": owners.check_owners,
+        "owner_left": owners.owner_left,
         "orphan_alert": owners.orphan_alert,
+        "forget_old_events": inbound.forget_old_events,
         "reconcile_report": owners.reconcile_report,
     }
     return {kind: partial(run, runtime) for kind, run in kinds.items()}

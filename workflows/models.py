@@ -188,3 +188,14 @@ class RecurringTask(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=48)
     next_run_at: datetime = utc_column()
+
+
+class InboundEvent(SQLModel, table=True):
+    """An Events API delivery already taken: Slack retries a delivery it thinks was lost (even
+    while the first is still being handled), so an event's id is recorded with its work."""
+
+    __tablename__ = "inbound_event"
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=48)
+    received_at: datetime = utc_column(index=True)

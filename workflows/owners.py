@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlmodel import col
 
-from workflows import audit, jobs
+from workflows import audit, inbound, jobs
+from workflows.db import rowcount
 from workflows.models import Job, ServiceAccount, ServiceAccountRequest
 from workflows.reconcile import reconcile
 from workflows.requests import snapshot
@@ -48,10 +49,29 @@ async def check_owners(runtime: Runtime, job: Job) -> None:
             await _orphan(runtime, owner)
 
 
+async def owner_deactivated(runtime: Runtime, *, event_id: str, owner: str) -> bool:
+    """Slack said this person's account was deactivated: flag their accounts now rather than at
+    the next daily check. False when the event was a repeat delivery."""
+    taken = await inbound.take_once(
+        runtime.db,
+        event_id=event_id,
+        kind="user_change",
+        now=runtime.clock(),
+        job="owner_left",
+        payload={"owner": owner},
+    )
+    if taken:
+        runtime.jobs_queued()
+    return taken
+
+
+async def owner_left(runtime: Runtime, job: Job) -> None:
+    await _orphan(runtime, str(job.payload["owner"]))
+
+
 async def _orphan(runtime: Runtime, owner: str) -> None:
-    now = runtime.clock()
     async with runtime.db.transaction() as session:
-        flagged = (
+        candidates = (
             (
                 await session.execute(
                     select(col(ServiceAccount.request_id)).where(
@@ -63,22 +83,29 @@ async def _orphan(runtime: Runtime, owner: str) -> None:
             .scalars()
             .all()
         )
-        await session.execute(
+    for request_id in candidates:
+        await _flag(runtime, request_id, owner)
+    runtime.jobs_queued()
+
+
+async def _flag(runtime: Runtime, request_id: int, owner: str) -> None:
+    """One account, once: the daily check and a user_change event may both get here."""
+    now = runtime.clock()
+    async with runtime.db.transaction() as session:
+        flagged = await session.execute(
             update(ServiceAccount)
-            .where(col(ServiceAccount.request_id).in_(flagged))
+            .where(
+                col(ServiceAccount.request_id) == request_id,
+                col(ServiceAccount.orphaned_at).is_(None),
+            )
             .values(orphaned_at=now)
         )
-        for request_id in flagged:
-            audit.record(
-                session,
-                at=now,
-                actor="sabot",
-                action="owner_left",
-                request_id=request_id,
-                owner=owner,
-            )
-            jobs.enqueue(session, "orphan_alert", now=now, request_id=request_id)
-    runtime.jobs_queued()
+        if not rowcount(flagged):
+            return
+        audit.record(
+            session, at=now, actor="sabot", action="owner_left", request_id=request_id, owner=owner
+        )
+        jobs.enqueue(session, "orphan_alert", now=now, request_id=request_id)
 
 
 async def orphan_alert(runtime: Runtime, job: Job) -> None:
