@@ -88,6 +88,7 @@ class Assembly:
             await self.worker_task
         await self.runtime.atlassian.aclose()
         await self.db.dispose()
+        log.info("sabot stopped cleanly")
 
 
 def recurring_tasks(settings: Settings) -> dict[str, timedelta]:
@@ -132,6 +133,7 @@ async def assemble(settings: Settings, *, migrate: bool = True) -> Assembly:
         poll_interval=settings.worker_poll_seconds,
         lease=timedelta(seconds=settings.job_lease_seconds),
         give_up=give_up_handlers(runtime),
+        shutdown_grace=settings.worker_shutdown_grace_seconds,
         periodic=partial(queue_due, db, tasks=tasks),
         # a tenth of the shortest interval, between the poll interval and a minute
         periodic_every=max(

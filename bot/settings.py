@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     slack_retry_max_wait_seconds: float = Field(default=30.0, ge=0)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     job_lease_seconds: float = Field(default=300.0, gt=0)
+    # On SIGTERM a job in hand gets this long to finish, then is handed back to the queue
+    # (below Kubernetes' 30 s terminationGracePeriodSeconds, with uvicorn's drain before it).
+    worker_shutdown_grace_seconds: float = Field(default=8.0, ge=0)
     # `sabot worker` serves its own per-process metrics here (0: none).
     worker_metrics_port: int = Field(default=9300, ge=0, le=65535)
     owner_check_interval_seconds: float = Field(default=86400.0, gt=0)

@@ -26,6 +26,7 @@ SCENARIO_TESTS = [
     "tests/test_replicas.py",
     "tests/test_crashes.py",
     "tests/test_processes.py",
+    "tests/test_shutdown.py",
     "tests/test_slack_retries.py",
     "tests/test_atlassian_faults.py",
     "tests/test_hostile_input.py",

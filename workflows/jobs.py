@@ -107,6 +107,7 @@ class Worker:
         give_up: Mapping[str, GiveUp] | None = None,
         periodic: Callable[[datetime], Awaitable[object]] | None = None,
         periodic_every: timedelta | None = None,
+        shutdown_grace: float = 20.0,
     ) -> None:
         self.db, self.handlers, self.clock = db, handlers, clock
         self.give_up = give_up or {}
@@ -120,7 +121,9 @@ class Worker:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[asyncio.Task[None], Job] = {}
+        # On stop, jobs in hand get this long to finish; the rest are handed back.
+        self.shutdown_grace = shutdown_grace
 
     def wake(self) -> None:
         """New work was queued in this process: look now instead of at the next poll."""
@@ -136,10 +139,24 @@ class Worker:
                 await self._sleep(stop)
                 continue
             task = asyncio.create_task(self._run_in_slot(job))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+            self._running[task] = job
+            task.add_done_callback(self._running.pop)
+        await self._wind_down()
+
+    async def _wind_down(self) -> None:
+        """Stopped (SIGTERM): take nothing new; let the jobs in hand finish within the grace
+        period, then cancel the rest and release them, so another worker takes them at once
+        instead of after the lease. Every step is idempotent, so a cut-off step is re-run."""
+        if not self._running:
+            return
+        _, unfinished = await asyncio.wait(list(self._running), timeout=self.shutdown_grace)
+        held = [self._running[task] for task in unfinished]
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        for job in held:
+            log.warning("job %s (%s) not finished at shutdown: released", job.id, job.kind)
+            await _finish(self.db, job, status="queued", locked_by=None, locked_until=None)
 
     async def run_until_idle(self) -> None:
         """Run due jobs one by one until none is left (CLI and tests)."""
