@@ -97,7 +97,9 @@ def render(lines: list[dict[str, object]], *, command: str, outcome: str) -> str
 def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         log = Path(scratch) / "outcomes.jsonl"
-        env = {**os.environ, LOG_VARIABLE: str(log)}
+        # PostgreSQL as .ci/run sets it up; the multi-process scenarios need it.
+        env = {"TEST_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test", **os.environ}
+        env[LOG_VARIABLE] = str(log)
         # The whole suite, not only the scenario files: the secret sweep covers every test.
         print("running the whole test suite (about 12 minutes on 2 cores)", flush=True)
         result = subprocess.run(
