@@ -334,6 +334,9 @@ async def test_grant_gives_up_when_propagation_outlasts_the_retries(
     error = await failure(admin.grant_product(account.atlassian_id, "confluence", CLOUD))
 
     assert error.status == 404 and "not found in the directory" in error.reason
+    # Said as what it is (not yet, rather than not at all), with how long it was waited for.
+    assert error.transient is True
+    assert f"after {FAST.propagation_attempts} tries over 0.8 s" in error.reason
     assert len(calls(state, "POST", "/service-accounts/invite")) == FAST.propagation_attempts
     assert state.effective_grants(account.atlassian_id) == []
 

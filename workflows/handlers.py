@@ -14,6 +14,7 @@ def job_handlers(runtime: Runtime) -> dict[str, Handler]:
         "announce": messages.announce,
         "refresh": messages.refresh,
         "thread_note": messages.note_in_thread,
+        "tell_requester": messages.tell_requester,
         "notify_ready": messages.notify_ready,
         "break_glass_alert": messages.break_glass_alert,
         "provision": provisioning.provision,

@@ -106,6 +106,13 @@ async def note_in_thread(runtime: Runtime, job: Job) -> None:
         await runtime.notifier.post_in_thread(ref, str(job.payload["text"]))
 
 
+async def tell_requester(runtime: Runtime, job: Job) -> None:
+    """A message of the requester's own (their card changes silently; this they notice)."""
+    assert job.request_id is not None
+    request = (await snapshot(runtime, job.request_id)).request
+    await runtime.notifier.tell(request.requester_id, str(job.payload["text"]))
+
+
 async def notify_ready(runtime: Runtime, job: Job) -> None:
     assert job.request_id is not None
     await runtime.notifier.tell_account_ready(await snapshot(runtime, job.request_id))

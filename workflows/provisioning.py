@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 # -- the saga ---------------------------------------------------------------------------------
 
 
+class CreateUnconfirmed(AtlassianError):
+    """A create may have made an account the database does not hold (Atlassian could not be
+    asked, or answered ambiguously)."""
+
+
 async def provision(runtime: Runtime, job: Job) -> None:
     """Create the account and grant product access; resumable from any step."""
     assert job.request_id is not None
@@ -35,8 +40,16 @@ async def provision(runtime: Runtime, job: Job) -> None:
     try:
         await _ensure_created(runtime, request, account)
         await _ensure_granted(runtime, request, account)
+    except CreateUnconfirmed as unknown:
+        retry = runtime.atlassian.retry
+        if unknown.transient and job.attempts < retry.attempts:
+            # Giving up now could leave an account nobody knows of: ask again a bit later.
+            delay = min(retry.max_delay, retry.base_delay * 2**job.attempts)
+            raise jobs.RetryLater(delay, unknown.reason) from None
+        await _fail(runtime, request, unknown.reason, _maybe_made(request))
+        return
     except AtlassianError as error:
-        await _fail(runtime, request, error.reason)
+        await _fail(runtime, request, error.reason, _left_behind(request, account))
         return
     now = runtime.clock()
     async with runtime.db.transaction() as session:
@@ -110,20 +123,29 @@ async def _ensure_created(
             if attempt == retry.attempts:
                 if await _adopt(runtime, account, description):
                     return  # the last answer was lost, but the account was made
-                raise
+                raise AtlassianError(
+                    f"Atlassian did not create the account in {attempt} tries "
+                    f"(last: {error.reason})",
+                    status=error.status,
+                    transient=True,
+                ) from None
             await asyncio.sleep(retry.base_delay * 2 ** (attempt - 1))
             continue
         await _record_created(runtime, account, remote, adopted=False)
 
 
 async def _adopt(runtime: Runtime, account: ServiceAccount, description: str) -> bool:
-    found = [
-        a
-        for a in await runtime.atlassian.find_by_display_name(account.name)
-        if a.description == description
-    ]
-    if len(found) > 1:
-        raise AtlassianError(
+    try:
+        listed = await runtime.atlassian.find_by_display_name(account.name)
+    except AtlassianError as error:
+        raise CreateUnconfirmed(
+            f"Atlassian's list of accounts could not be read ({error.reason})",
+            status=error.status,
+            transient=error.transient,
+        ) from None
+    found = [a for a in listed if a.description == description]
+    if len(found) > 1:  # none of them recorded: which one is ours is for a person to say
+        raise CreateUnconfirmed(
             f"{len(found)} accounts named {account.name} carry this request's "
             "marker; an admin must keep one and delete the others"
         )
@@ -184,7 +206,29 @@ async def _ensure_granted(
             )
 
 
-async def _fail(runtime: Runtime, request: ServiceAccountRequest, reason: str) -> None:
+def _left_behind(request: ServiceAccountRequest, account: ServiceAccount | None) -> str:
+    """What a failure left at Atlassian, for the people who must act on it.
+
+    Without a recorded id nothing was made: every create is preceded by a look for the account
+    an earlier lost answer may have made (else the failure is a CreateUnconfirmed).
+    """
+    if account is not None and account.atlassian_account_id:
+        return (
+            f"The account {account.email} was made at Atlassian without all its access; it is "
+            f"recorded here, and an admin can remove it with `delete {request.name}`."
+        )
+    return "No account was made at Atlassian."
+
+
+def _maybe_made(request: ServiceAccountRequest) -> str:
+    return (
+        f"Atlassian may have made the account {request.name} without answering; an admin "
+        f"should look for it at Atlassian (the daily reconcile lists it as unknown)."
+    )
+
+
+async def _fail(runtime: Runtime, request: ServiceAccountRequest, reason: str, left: str) -> None:
+    """End the request `failed`, and say so to the requester and the approvers."""
     assert request.id is not None
     now = runtime.clock()
     log.warning("provisioning %s failed: %s", request.short_id, reason)
@@ -198,6 +242,7 @@ async def _fail(runtime: Runtime, request: ServiceAccountRequest, reason: str) -
             action="provisioning_failed",
             request_id=request.id,
             reason=reason,
+            left=left,
         )
         jobs.enqueue(session, "refresh", now=now, request_id=request.id)
         jobs.enqueue(
@@ -205,7 +250,14 @@ async def _fail(runtime: Runtime, request: ServiceAccountRequest, reason: str) -
             "thread_note",
             now=now,
             request_id=request.id,
-            payload={"text": f"Provisioning {request.short_id} failed: {reason}"},
+            payload={"text": f"Provisioning {request.short_id} failed: {reason}. {left}"},
+        )
+        told = (
+            f"Your service account request {request.short_id} (`{request.name}`) was approved, "
+            f"but provisioning failed: {reason}. {left} You can ask again once this is fixed."
+        )
+        jobs.enqueue(
+            session, "tell_requester", now=now, request_id=request.id, payload={"text": told}
         )
     runtime.jobs_queued()
 
@@ -215,10 +267,16 @@ async def give_up(runtime: Runtime, job: Job, reason: str) -> None:
     assert job.request_id is not None
     async with runtime.db.transaction() as session:
         request = await load_request(session, job.request_id)
+        account = (
+            await session.execute(
+                select(ServiceAccount).where(col(ServiceAccount.request_id) == job.request_id)
+            )
+        ).scalar_one_or_none()
     log.error("provisioning %s stopped: %s", request.short_id, reason)
+    unsure = bool(account and account.create_started_at and not account.atlassian_account_id)
     await _fail(
         runtime,
         request,
-        f"an internal error kept recurring (job {job.id}); "
-        "an admin can find it in the logs and retry",
+        f"an internal error kept recurring (job {job.id}; the details are in the log)",
+        _maybe_made(request) if unsure else _left_behind(request, account),
     )

@@ -7,6 +7,7 @@ The value lives in memory between mint and delivery, never in the database or a 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from datetime import timedelta
@@ -23,6 +24,7 @@ from workflows.lifecycle import schedule_expiry
 from workflows.models import ApiToken, Job, ServiceAccount, ServiceAccountRequest
 from workflows.ports import ReplyTarget, TokenDelivery
 from workflows.providers.atlassian import AtlassianError
+from workflows.providers.atlassian_contract import MintedToken
 from workflows.requests import load_request
 from workflows.runtime import Runtime
 from workflows.states import RequestStatus
@@ -107,29 +109,10 @@ async def reveal(runtime: Runtime, job: Job) -> None:
         ).scalar_one()
     if account.reveal_status != REVEALING:
         return  # a retry of a job that already finished
-    await revoke_undelivered(runtime, account)
-    token = await _start_mint(runtime, request, account)
     try:
-        minted = await runtime.atlassian.mint_token(
-            account.atlassian_account_id or "",
-            token.label,
-            token.scopes,
-            token.expires_at or runtime.clock(),
-        )
-    except AtlassianError as error:
-        await _reopen(
-            runtime,
-            account,
-            token,
-            "mint_failed",
-            error.reason,
-            state="minting" if error.transient else "failed",
-        )
-        await _tell(
-            runtime,
-            target,
-            f"Atlassian could not mint the token: {error.reason}. Click Reveal to try again.",
-        )
+        token, minted = await _mint(runtime, request, account)
+    except _MintFailed as failure:
+        await _mint_failed(runtime, account, target, failure)
         return
     await _set_token(runtime, token, state="minted", atlassian_token_id=minted.id)
     delivery = TokenDelivery(
@@ -159,6 +142,71 @@ async def reveal(runtime: Runtime, job: Job) -> None:
         )
         return
     await _delivered(runtime, account, token)
+
+
+class _MintFailed(Exception):
+    """Minting failed for good; `token` is the last try's record."""
+
+    def __init__(self, token: ApiToken, error: AtlassianError, tries: int) -> None:
+        super().__init__(error.reason)
+        self.token, self.error, self.tries = token, error, tries
+
+
+async def _mint(
+    runtime: Runtime, request: ServiceAccountRequest, account: ServiceAccount
+) -> tuple[ApiToken, MintedToken]:
+    """Mint a token, trying again (bounded) while Atlassian fails in a passing way.
+
+    A mint is not idempotent, so the client never re-sends one; here each try first revokes,
+    by its unique label, whatever an earlier try may have minted, then mints under a new label.
+    """
+    retry, attempt = runtime.atlassian.retry, 1
+    while True:
+        await revoke_undelivered(runtime, account)
+        token = await _start_mint(runtime, request, account)
+        try:
+            minted = await runtime.atlassian.mint_token(
+                account.atlassian_account_id or "",
+                token.label,
+                token.scopes,
+                token.expires_at or runtime.clock(),
+            )
+        except AtlassianError as error:
+            if not error.transient or attempt >= retry.attempts:
+                raise _MintFailed(token, error, attempt) from None
+            log.info("mint for %s failed (%s); trying again", request.short_id, error)
+            await asyncio.sleep(retry.base_delay * 2 ** (attempt - 1))
+            attempt += 1
+            continue
+        return token, minted
+
+
+async def _mint_failed(
+    runtime: Runtime, account: ServiceAccount, target: ReplyTarget, failure: _MintFailed
+) -> None:
+    """Reopen Reveal and tell the requester; a token the failed tries may have left is revoked."""
+    error = failure.error
+    if error.transient:
+        # The last try may have minted a token: revoke it while Reveal is still closed to
+        # other clicks (revoking later could hit the token of a newer click).
+        kept = "no token was kept"
+        try:
+            await revoke_undelivered(runtime, account)
+        except AtlassianError as revoking:
+            log.warning("could not revoke yet (%s); the next Reveal will", revoking.reason)
+            kept = "a token it may have made will be revoked at your next click"
+        text = (
+            f"Atlassian could not mint the token after {failure.tries} tries ({error.reason}); "
+            f"{kept}. Click Reveal to try again in a while."
+        )
+    else:
+        text = (
+            f"Atlassian could not mint the token: {error.reason}. Click Reveal to try again "
+            "later; if it fails again, an admin needs to look at it."
+        )
+    state = None if error.transient else "failed"  # None: as revoked above, or still minting
+    await _reopen(runtime, account, failure.token, "mint_failed", error.reason, state=state)
+    await _tell(runtime, target, text)
 
 
 async def _start_mint(
@@ -219,13 +267,15 @@ async def _reopen(
     action: str,
     reason: str,
     *,
-    state: str,
+    state: str | None,
 ) -> None:
+    """Open Reveal again; `state`, when given, is the token's new state."""
     now = runtime.clock()
     async with runtime.db.transaction() as session:
-        await session.execute(
-            update(ApiToken).where(col(ApiToken.id) == token.id).values(state=state)
-        )
+        if state is not None:
+            await session.execute(
+                update(ApiToken).where(col(ApiToken.id) == token.id).values(state=state)
+            )
         await session.execute(
             update(ServiceAccount)
             .where(col(ServiceAccount.id) == account.id)

@@ -148,8 +148,16 @@ class AtlassianAdmin:
                 return
             except AtlassianError as error:
                 lagging = error.status == 404 and contract.DIRECTORY_LAG_TEXT in error.reason
-                if not lagging or attempt == self.retry.propagation_attempts:
+                if not lagging:
                     raise
+                if attempt == self.retry.propagation_attempts:
+                    waited = self.retry.propagation_base_delay * (2 ** (attempt - 1) - 1)
+                    raise AtlassianError(
+                        f"the new account had still not reached Atlassian's directory after "
+                        f"{attempt} tries over {waited:.1f} s ({error.reason})",
+                        status=404,
+                        transient=True,
+                    ) from None
                 # A new account takes a while to reach the directory; re-sending is harmless.
                 await asyncio.sleep(self.retry.propagation_base_delay * 2 ** (attempt - 1))
 
