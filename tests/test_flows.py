@@ -12,11 +12,13 @@ from tests.test_end_to_end import (
     ALICE,
     APPROVALS,
     BOB,
+    CAROL,
     GENERAL,
     GOOD_FORM,
     approval_message,
     has_button,
     open_request_form,
+    reveal_offer,
     submit_request,
     token_replies,
     wait_card,
@@ -139,3 +141,48 @@ def test_requester_who_is_the_only_approver_is_refused_at_submit(
         assert rows(database_url, "SELECT id FROM service_account_request") == []
     finally:
         bot.stop()
+
+
+def test_an_admin_retries_a_failed_request_once_the_cause_is_fixed(
+    sandbox: Sandbox, slack: SlackSandbox, database_url: str, tmp_path: Path
+) -> None:
+    bot = start_bot(
+        sandbox, database_url, tmp_path / "sabot.log", extra_env={"SABOT_ADMINS": CAROL}
+    )
+    try:
+        sandbox.atlassian.add_fault("grant", "html403")  # made, but access refused
+        submit_request(slack)
+        slack.click(BOB, APPROVALS, approval_message(slack)["ts"], "request_approve")
+        wait_card(slack, "provisioning failed")
+        slack.wait_for(  # the requester's own message says what was left and what can be done
+            lambda: [
+                m for m in slack.messages(slack.dm_channel(ALICE)) if "retry SA-1" in m["text"]
+            ],
+            what="the failure DM",
+        )
+
+        refused = slack.command(ALICE, GENERAL, "retry SA-1")  # the requester is no admin
+        assert slack.wait_for(lambda: ephemeral_texts(slack, ALICE, "Only an admin"))
+        assert refused["status"] == 200
+        slack.command(CAROL, GENERAL, "retry SA-1")
+        reveal_offer(slack)  # the grant went through this time
+        assert ephemeral_texts(slack, CAROL, "Provisioning SA-1 (`ci-release-bot`) again")
+        slack.command(CAROL, GENERAL, "retry SA-1")  # no longer failed
+        slack.wait_for(lambda: ephemeral_texts(slack, CAROL, "only a failed request"))
+
+        assert len(sandbox.atlassian.live_accounts()) == 1  # the account made first, kept
+        history = rows(database_url, "SELECT action FROM audit_event ORDER BY id")
+        actions = [h["action"] for h in history]
+        assert actions.count("account_created") == 1
+        assert "retry_refused" in actions and "provisioning_retried" in actions
+        assert rows(database_url, "SELECT status FROM service_account_request") == [
+            {"status": "active"}
+        ]
+    finally:
+        bot.stop()
+
+
+def ephemeral_texts(slack: SlackSandbox, user: str, text: str) -> list[str]:
+    """What `user` alone was shown in #general that says `text`."""
+    shown = [m for m in slack.messages(GENERAL, user=user) if m["ephemeral"] and m["user"] == user]
+    return [m["text"] for m in shown if text in json.dumps(m)]

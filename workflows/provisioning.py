@@ -215,7 +215,8 @@ def _left_behind(request: ServiceAccountRequest, account: ServiceAccount | None)
     if account is not None and account.atlassian_account_id:
         return (
             f"The account {account.email} was made at Atlassian without all its access; it is "
-            f"recorded here, and an admin can remove it with `delete {request.name}`."
+            f"recorded here. Once the cause is fixed an admin can finish it with "
+            f"`retry {request.short_id}`, or remove it with `delete {request.name}`."
         )
     return "No account was made at Atlassian."
 

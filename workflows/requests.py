@@ -180,6 +180,36 @@ async def cancel(runtime: Runtime, request_id: int, user_id: str) -> ServiceAcco
     return request
 
 
+async def retry(runtime: Runtime, request_id: int, user_id: str) -> ServiceAccountRequest:
+    """An admin runs a failed request's provisioning again. The saga resumes from its records:
+    an account made before the failure is kept (or found by its marker), not made twice."""
+    now = runtime.clock()
+    async with runtime.db.transaction() as session:
+        request = await load_request(session, request_id)
+    if not await runtime.policy.is_admin(user_id):
+        await refuse(runtime, request, user_id, "retry_refused", "not an admin")
+        raise NotAllowed("Only an admin can retry a failed request.")
+    try:
+        async with runtime.db.transaction() as session:
+            if not await transition(session, request_id, Event.RETRY, now, status_reason=None):
+                request = await load_request(session, request_id)
+                raise Conflict(
+                    f"{request.short_id} is {request.status}: only a failed request can be retried."
+                )
+            audit.record(
+                session, at=now, actor=user_id, action="provisioning_retried", request_id=request_id
+            )
+            jobs.enqueue(session, "provision", now=now, request_id=request_id)
+            jobs.enqueue(session, "refresh", now=now, request_id=request_id)
+    except IntegrityError:  # the live-name index: someone asked for the name since
+        raise Conflict(
+            f"Another request has taken the name `{request.name}` since; "
+            f"{request.short_id} cannot be retried."
+        ) from None
+    runtime.jobs_queued()
+    return request
+
+
 async def refuse(
     runtime: Runtime,
     request: ServiceAccountRequest,

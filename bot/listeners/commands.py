@@ -76,6 +76,19 @@ async def _cancel(call: Call) -> None:
     call.later(work())
 
 
+async def _retry(call: Call) -> None:
+    if len(call.words) != 1:
+        raise UserError(f"Usage: `{call.name} retry SA-12`")
+    request_id = requests.parse_short_id(call.words[0])
+    await call.ack()
+
+    async def work() -> None:
+        request = await requests.retry(call.services.runtime, request_id, call.user)
+        await call.respond(f"Provisioning {request.short_id} (`{request.name}`) again.")
+
+    call.later(work())
+
+
 async def _list(call: Call) -> None:
     flt = list_filter(call.words)
     await call.ack()
@@ -174,6 +187,7 @@ SUBCOMMANDS: dict[str, Callable[[Call], Awaitable[None]]] = {
     "help": _help,
     "request": _request,
     "cancel": _cancel,
+    "retry": _retry,
     "list": _list,
     "show": _show,
     "audit": _audit,
