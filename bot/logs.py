@@ -5,6 +5,7 @@ carries the token reply) are held at INFO. And every secret known to the process
 and a token while it is being delivered) is replaced with a mask, whatever the level: a filter
 masks the message and the exception text of each record, and the formatter masks the finished
 line once more, so a secret in a traceback, a stack or an escaped JSON string is caught too.
+`LOG_BODIES=1` lifts the first guard (the tests set it, so searching their logs tests the second).
 
 `LOG_FORMAT` picks the format: `json` (one object per line: time, level, logger, message and the
 context fields below), `text`, or `auto` (the default): text when stderr is a terminal, JSON
@@ -230,5 +231,10 @@ def configure(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # LOG_BODIES=1 (the tests) lets the body loggers follow the root level too, so a search of
+    # the log proves the masking; without it they never log a body, whatever LOG_LEVEL says.
+    bodies = os.environ.get("LOG_BODIES", "").strip().lower() in ("1", "true", "yes")
+    held = max(logging.INFO, root.level)
     for name in (*BODY_LOGGERS, *NOISY_LOGGERS):
-        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
+        follow = bodies and name in BODY_LOGGERS
+        logging.getLogger(name).setLevel(logging.NOTSET if follow else held)

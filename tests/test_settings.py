@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from bot.settings import SERVE_NEEDS, Settings, SettingsError, load_settings
 
@@ -70,12 +71,46 @@ def test_missing_settings_are_listed_together(monkeypatch: pytest.MonkeyPatch) -
     assert "SLACK_BOT_TOKEN" not in str(caught.value) and SECRET not in str(caught.value)
 
 
+CREDENTIALS = {  # each distinct, none a part of another
+    "SLACK_BOT_TOKEN": SECRET,
+    "SLACK_SIGNING_SECRET": "8f14e45fceea167a5a36dedd4bea2543",
+    "SLACK_APP_TOKEN": "xapp-1-A0SABOT-app-level",
+    "ATLASSIAN_API_KEY": "ATCTT3xFfGN0-org-api-key",
+}
+
+
 def test_secrets_never_show_in_repr_or_str(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SLACK_BOT_TOKEN", SECRET)
-    monkeypatch.setenv("ATLASSIAN_API_KEY", SECRET + "-atl")
+    for key, value in CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
     settings = Settings()
-    assert SECRET not in repr(settings) and SECRET not in str(settings)
-    assert SECRET in settings.credentials()
+    shown = {
+        "repr": repr(settings),
+        "str": str(settings),
+        "format": f"{settings}",
+        "model_dump": repr(settings.model_dump()),
+        "model_dump_json": settings.model_dump_json(),
+        "fields": repr(list(settings)),
+    }
+    # every credential is a SecretStr, none shows anywhere, and each is still there to use
+    secret_fields = {
+        n for n, f in Settings.model_fields.items() if f.annotation == SecretStr | None
+    }
+    assert {k.lower() for k in CREDENTIALS} == secret_fields
+    for how, text in shown.items():
+        assert not [k for k, v in CREDENTIALS.items() if v in text], how
+    assert set(CREDENTIALS.values()) <= set(settings.credentials())
+
+
+@pytest.mark.xfail(
+    strict=True, reason="DATABASE_URL is a plain str: its password shows in repr and JSON"
+)
+def test_the_database_password_never_shows_in_repr_or_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://sabot:db-password-123@db/sabot")
+    settings = Settings()
+    assert "db-password-123" in settings.credentials()  # masked in the logs already
+    assert "db-password-123" not in repr(settings) + settings.model_dump_json()
 
 
 def test_serve_without_settings_stops_with_one_line(tmp_path: Path) -> None:
