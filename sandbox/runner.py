@@ -17,6 +17,15 @@ APPROVAL_CHANNEL = "C0APPROVALS"
 APPROVERS = ("U0BOB", "U0CAROL")
 
 
+def listening_socket(host: str = "127.0.0.1") -> socket.socket:
+    """A socket already bound to a free port: no other process can take the port meanwhile."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    sock.listen(128)
+    return sock
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
@@ -55,33 +64,28 @@ class Sandbox:
 def start_sandbox(host: str = "127.0.0.1", bot_url: str | None = None) -> Sandbox:
     """Start both stand-ins and return once they answer."""
     slack_state, atlassian_state = SlackState(bot_url=bot_url), AtlassianState()
-    slack_port, atlassian_port = free_port(host), free_port(host)
+    # Bound here and handed to uvicorn, so a test starting at the same moment cannot take the
+    # port between choosing it and listening on it.
+    sockets = [listening_socket(host), listening_socket(host)]
+    slack_port, atlassian_port = (int(sock.getsockname()[1]) for sock in sockets)
     sandbox = Sandbox(
         slack_state,
         atlassian_state,
         f"http://{host}:{slack_port}",
         f"http://{host}:{atlassian_port}",
     )
-    configs = [
-        uvicorn.Config(
-            create_slack_app(slack_state),
-            host=host,
-            port=slack_port,
-            log_level="warning",
-            lifespan="off",
-        ),
-        uvicorn.Config(
-            create_atlassian_app(atlassian_state),
-            host=host,
-            port=atlassian_port,
-            log_level="warning",
-            lifespan="off",
-        ),
+    apps = [create_slack_app(slack_state), create_atlassian_app(atlassian_state)]
+    sandbox._servers = [
+        uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off")) for app in apps
     ]
-    sandbox._servers = [uvicorn.Server(config) for config in configs]
 
     async def serve() -> None:
-        await asyncio.gather(*(server.serve() for server in sandbox._servers))
+        await asyncio.gather(
+            *(
+                server.serve(sockets=[sock])
+                for server, sock in zip(sandbox._servers, sockets, strict=True)
+            )
+        )
 
     sandbox._thread = threading.Thread(
         target=asyncio.run, args=(serve(),), daemon=True, name="sandbox"

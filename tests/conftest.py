@@ -194,8 +194,23 @@ def start_bot(
     args: tuple[str, ...] = (),
 ) -> BotProcess:
     """`sabot serve` as its own process, pointed at the stand-ins; returns once healthy."""
-    port = free_port()
     env = bot_environment(sandbox, database_url, extra_env)
+    for _ in range(3):  # another process may take the chosen port before the bot binds it
+        bot = _launch(env, database_url, log_path, args)
+        if bot is not None:
+            break
+    else:
+        raise RuntimeError(f"no free port for sabot serve:\n{log_path.read_text()}")
+    sandbox.slack.bot_url = bot.url
+    STARTED.append((bot, sandbox))
+    return bot
+
+
+def _launch(
+    env: dict[str, str], database_url: str, log_path: Path, args: tuple[str, ...]
+) -> BotProcess | None:
+    """Start and wait until healthy; None when the port was taken meanwhile."""
+    port = free_port()
     log_file = log_path.open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "serve", "--port", str(port), *args],
@@ -209,19 +224,18 @@ def start_bot(
     deadline = time.monotonic() + 30
     while True:
         if process.poll() is not None:
+            if "address already in use" in bot.log():
+                return None
             raise RuntimeError(f"sabot serve exited {process.returncode}:\n{bot.log()}")
         try:
             if httpx.get(f"{bot.url}/healthz", timeout=1).status_code == 200:
-                break
+                return bot
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:
             bot.stop()
             raise RuntimeError(f"sabot serve did not become healthy:\n{bot.log()}")
         time.sleep(0.05)
-    sandbox.slack.bot_url = bot.url
-    STARTED.append((bot, sandbox))
-    return bot
 
 
 @pytest.fixture
