@@ -1,8 +1,10 @@
-"""Baseline: a bare Bolt AsyncApp in its default configuration that only acknowledges.
+"""Baseline: a bare Bolt AsyncApp in its default configuration that only acknowledges, except
+`/... request`, which it acknowledges and then answers by opening a one-input modal.
 
 Served with Bolt's Starlette adapter; `process_before_response` is left at its default
-(False), so Bolt's runner polls for `ack()` (see DESIGN.md, Speed). Settings come from the
-environment: SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN, SLACK_API_URL.
+(False), so Bolt's runner polls for `ack()` (see DESIGN.md, Speed) and the listener goes on to
+`views.open` after the acknowledgement has been sent. Settings come from the environment:
+SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN, SLACK_API_URL.
 """
 
 from __future__ import annotations
@@ -27,9 +29,27 @@ bolt = AsyncApp(
 )
 
 
+MODAL = {
+    "type": "modal",
+    "callback_id": "bench_request",
+    "title": {"type": "plain_text", "text": "Service account"},
+    "submit": {"type": "plain_text", "text": "Request"},
+    "blocks": [
+        {
+            "type": "input",
+            "block_id": "name",
+            "label": {"type": "plain_text", "text": "Account name"},
+            "element": {"type": "plain_text_input", "action_id": "input"},
+        }
+    ],
+}
+
+
 @bolt.command(re.compile(".*"))
-async def command(ack: Any) -> None:
+async def command(ack: Any, command: dict[str, Any], client: AsyncWebClient) -> None:
     await ack()
+    if command.get("text") == "request":
+        await client.views_open(trigger_id=command["trigger_id"], view=MODAL)
 
 
 @bolt.action(re.compile(".*"))

@@ -21,18 +21,21 @@ _ids = itertools.count(1)
 @dataclass
 class Cell:
     url: str  # the server's base URL; requests go to {url}/slack/events
-    kind: str  # "help" | "list" | "click"
+    kind: str  # "help" | "request" | "list" | "click"
     concurrency: int
     total: int
     warmup: int
     secret: str
     sink: str  # base URL for response_urls (a local sink that answers 200)
+    # trigger_ids the Slack stand-in issued, one per request (warm-up first), for `request`,
+    # whose views.open must present a real one; other kinds make them up.
+    triggers: tuple[str, ...] = ()
 
 
-def body_for(kind: str, sink: str) -> str:
+def body_for(kind: str, sink: str, trigger_id: str | None = None) -> str:
     n = next(_ids)
     response_url = f"{sink}/response/bench-{n}"
-    trigger_id = f"{n}.1111111111.bench{n:08x}"
+    trigger_id = trigger_id or f"{n}.1111111111.bench{n:08x}"
     if kind in ("help", "list", "request"):
         return urlencode(
             {
@@ -126,6 +129,8 @@ async def _run(cell: Cell) -> dict[str, object]:
     parsed = urlsplit(cell.url)
     host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
     clients = [Connection(host, port) for _ in range(cell.concurrency)]
+    triggers = iter(cell.triggers)
+    sent: dict[str, float] = {}  # trigger_id -> wall-clock time the request was sent
 
     async def phase(count: int) -> tuple[list[float], int, float]:
         latencies: list[float] = []
@@ -135,8 +140,11 @@ async def _run(cell: Cell) -> dict[str, object]:
         async def worker(conn: Connection) -> None:
             nonlocal errors
             for _ in remaining:
-                body = body_for(cell.kind, cell.sink).encode()
+                trigger = next(triggers, None)
+                body = body_for(cell.kind, cell.sink, trigger).encode()
                 headers = {"Content-Type": FORM, **signed_headers(cell.secret, body)}
+                if trigger is not None:
+                    sent[trigger] = time.time()
                 start = time.perf_counter()
                 try:
                     ok = await conn.post("/slack/events", body, headers) == 200
@@ -154,9 +162,10 @@ async def _run(cell: Cell) -> dict[str, object]:
     latencies, errors, wall = await phase(cell.total)
     for conn in clients:
         conn.close()
-    return {"latencies": latencies, "errors": errors, "wall": wall}
+    return {"latencies": latencies, "errors": errors, "wall": wall, "sent": sent}
 
 
 def run_cell(cell: Cell) -> dict[str, object]:
-    """Entry point in the load-generator process: returns latencies (s), errors, wall (s)."""
+    """Entry point in the load-generator process: returns latencies (s), errors, wall (s) and,
+    for requests that carried an issued trigger_id, when each was sent (wall clock, s)."""
     return asyncio.run(_run(cell))

@@ -3,7 +3,9 @@
 Measures the real `sabot serve` (SQLite, stand-ins on loopback, the Atlassian stand-in answering
 after 2 s) against two baselines started in the same run, interleaved cell by cell: a raw ASGI
 app under uvicorn (the floor) and a bare Bolt AsyncApp in its default configuration. The load
-generator is a separate process. Prints a table and writes bench/RESULTS.md.
+generator is a separate process. Then the Reveal overhead, the `list` first page with 10,000
+accounts on SQLite and PostgreSQL, start-up, memory and import costs of sabot and of bare Bolt.
+Prints a table and writes bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -20,21 +22,40 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from bench import listing
 from bench.load import Cell, run_cell
 from sandbox.runner import Sandbox, free_port, start_sandbox
 from sandbox.slack_client import SlackSandbox
-from tests.conftest import start_bot
+from tests.conftest import BotProcess, start_bot
 
 ROOT = Path(__file__).resolve().parent.parent
-KINDS = ("help", "list", "click")
+KINDS = ("help", "request", "list", "click")
 SERVERS = ("floor", "bolt", "bot")
 SETTLE_SECONDS = 2.0  # pause after each bot cell, so baselines don't run under its backlog
 WARNINGS = ("--log-level", "warning")  # as `sabot serve` runs uvicorn
+REQUESTER = "U0ALICE"  # sends the commands (load.body_for)
+TRIGGER_SECONDS = 3.0  # Slack's trigger_id lifetime
+BOT_ENV = {"LOG_LEVEL": "INFO", "SABOT_ADMINS": listing.ADMIN}
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+# What each import-cost row imports, in a fresh interpreter.
+IMPORTS = {
+    "bare Bolt: `slack_bolt` AsyncApp, its Starlette adapter, `uvicorn`": (
+        "import slack_bolt.app.async_app, slack_bolt.adapter.starlette.async_handler, uvicorn"
+    ),
+    "SQLAlchemy asyncio + SQLModel + aiosqlite": (
+        "import sqlalchemy.ext.asyncio, sqlmodel, aiosqlite"
+    ),
+    "alembic (migrations)": "import alembic.command, alembic.config",
+    "pydantic-settings": "import pydantic_settings",
+    "`sabot serve`: `bot.cli` + `bot.server` (everything it needs)": "import bot.cli, bot.server",
+}
 
 
 def rss_mb(pid: int) -> float:
@@ -54,14 +75,22 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30
                 return
         except httpx.TransportError:
             pass
-        time.sleep(0.02)
+        time.sleep(0.05)  # as tests.conftest.start_bot polls the bot: the same resolution
     raise RuntimeError(f"{url} did not become healthy")
 
 
+@dataclass
+class Server:
+    url: str
+    pid: int
+    ready_seconds: float  # Popen to the first /healthz 200
+
+
 @contextmanager
-def uvicorn_app(target: str, env: dict[str, str], log: Path) -> Iterator[str]:
+def uvicorn_app(target: str, env: dict[str, str], log: Path) -> Iterator[Server]:
     """`uvicorn target` in its own process, with the same uvicorn settings as `sabot serve`."""
     port = free_port()
+    started = time.monotonic()
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", target, "--port", str(port), *WARNINGS],
@@ -73,7 +102,7 @@ def uvicorn_app(target: str, env: dict[str, str], log: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process)
-        yield url
+        yield Server(url, process.pid, time.monotonic() - started)
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -104,14 +133,14 @@ def pct(sorted_ms: list[float], q: float) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))]
 
 
-def summarize(result: dict[str, object]) -> dict[str, float]:
-    lat = sorted(x * 1000 for x in result["latencies"])  # type: ignore[attr-defined]
+def summarize(result: dict[str, Any]) -> dict[str, float]:
+    lat = sorted(x * 1000 for x in result["latencies"])
     return {
         "p50": statistics.median(lat),
         "p99": pct(lat, 0.99),
         "max": lat[-1],
-        "rps": len(lat) / float(result["wall"]),  # type: ignore[arg-type]
-        "errors": float(result["errors"]),  # type: ignore[arg-type]
+        "rps": len(lat) / float(result["wall"]),
+        "errors": float(result["errors"]),
         "n": float(len(lat)),
     }
 
@@ -123,11 +152,52 @@ def cell_size(concurrency: int, quick: bool) -> tuple[int, int]:
     return total, max(20, 2 * concurrency)
 
 
+# -- request: the modal ----------------------------------------------------------------------
+
+
+def issue_triggers(sandbox: Sandbox, count: int) -> tuple[str, ...]:
+    """trigger_ids the Slack stand-in will accept once each, as if it had sent the commands.
+    Issued before the cell, so their lifetime is lifted for the run and checked here instead
+    (`modal_summary`: how many modals opened more than 3 s after their command was sent)."""
+    sandbox.slack.trigger_ttl_seconds = 3600.0
+    return tuple(sandbox.slack.issue_trigger(REQUESTER) for _ in range(count))
+
+
+def modal_summary(sandbox: Sandbox, sent: dict[str, float], wait: float) -> dict[str, float]:
+    """From each `request` sent to its views.open at the Slack stand-in: opened, failed,
+    missing (none within `wait` s after the cell), p50/p99/max ms, and how many took longer than
+    a real trigger_id lives."""
+    deadline = time.monotonic() + wait
+    while True:
+        seen = {
+            str(call["args"].get("trigger_id")): call
+            for call in list(sandbox.slack.calls)
+            if call["method"] == "views.open" and call["args"].get("trigger_id") in sent
+        }
+        if len(seen) >= len(sent) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    opened = sorted(
+        (float(call["at"]) - sent[trigger]) * 1000 for trigger, call in seen.items() if call["ok"]
+    )
+    return {
+        "n": float(len(sent)),
+        "opened": float(len(opened)),
+        "failed": float(sum(1 for call in seen.values() if not call["ok"])),
+        "missing": float(len(sent) - len(seen)),
+        "p50": statistics.median(opened) if opened else float("nan"),
+        "p99": pct(opened, 0.99) if opened else float("nan"),
+        "max": opened[-1] if opened else float("nan"),
+        "late": float(sum(1 for ms in opened if ms > TRIGGER_SECONDS * 1000)),
+    }
+
+
+# -- Reveal ----------------------------------------------------------------------------------
+
+
 def reveal_flows(sandbox: Sandbox, flows: int) -> list[float]:
     """Click to token (ms): from just before the Reveal click is sent to the Slack stand-in's
     record of the ephemeral response_url post carrying the token. Stand-ins answer at once."""
-    from sandbox.slack_client import SlackSandbox
-
     sandbox.atlassian.answer_delay_seconds = 0.0
     with SlackSandbox(sandbox.slack_url) as slack:
         slack.reset()
@@ -168,105 +238,225 @@ def _one_reveal(slack: SlackSandbox, name: str) -> float:
     return (float(reply["at"]) - clicked) * 1000
 
 
+# -- imports ---------------------------------------------------------------------------------
+
+_IMPORT_PROBE = """
+import time
+started = time.perf_counter()
+{statement}
+took = time.perf_counter() - started
+rss = [l for l in open("/proc/self/status") if l.startswith("VmRSS:")][0].split()[1]
+print(took * 1000, int(rss) / 1024)
+"""
+
+
+def import_cost(statement: str, runs: int = 3) -> tuple[float, float]:
+    """Median wall ms of `statement` in a fresh interpreter, and the RSS (MB) after it."""
+    took, rss = [], []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", _IMPORT_PROBE.format(statement=statement)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        took.append(float(out[0]))
+        rss.append(float(out[1]))
+    return statistics.median(took), statistics.median(rss)
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    args: argparse.Namespace
+    results: dict[tuple[int, str, str], dict[str, float]]
+    modals: dict[tuple[int, str], dict[str, float]]
+    listing: dict[str, dict[str, str]]
+    startup: dict[str, dict[str, str]]
+    imports: dict[str, tuple[float, float]]
+    extra: dict[str, str]
+    load: str = "?"  # the load average when the run began
+
+
+def ack_cells(
+    run: Run, sandbox: Sandbox, urls: dict[str, str], floor: str, loadgen: Any, levels: list[int]
+) -> None:
+    secret = sandbox.slack.signing_secret
+    for concurrency in levels:
+        total, warmup = cell_size(concurrency, run.args.quick)
+        for kind in KINDS:
+            for server in SERVERS:  # interleaved: floor, bolt, bot per cell
+                modal = kind == "request" and server != "floor"
+                triggers = issue_triggers(sandbox, warmup + total) if modal else ()
+                cell = Cell(urls[server], kind, concurrency, total, warmup, secret, floor, triggers)
+                result = loadgen.apply(run_cell, (cell,))
+                summary = summarize(result)
+                run.results[(concurrency, kind, server)] = summary
+                line = (
+                    f"c={concurrency:<3} {kind:<7} {server:<5} p50={summary['p50']:.2f} "
+                    f"p99={summary['p99']:.2f} max={summary['max']:.1f} ms "
+                    f"{summary['rps']:.0f} req/s errors={summary['errors']:.0f}"
+                )
+                if modal:
+                    m = modal_summary(sandbox, result["sent"], wait=30.0)
+                    run.modals[(concurrency, server)] = m
+                    line += (
+                        f" | modal p50={m['p50']:.0f} p99={m['p99']:.0f} ms "
+                        f"opened={m['opened']:.0f}/{m['n']:.0f} late={m['late']:.0f}"
+                    )
+                print(line, flush=True)
+                if server == "bot":  # let its follow-up work drain a little
+                    time.sleep(SETTLE_SECONDS)
+
+
+def list_cells(run: Run, sandbox: Sandbox, bot: BotProcess, engine: str, count: int) -> None:
+    """Seed `count` accounts into `bot`'s database, then time the first page both ways."""
+    seeded = listing.seed(bot.database_url, count)
+    in_process = listing.first_page_in_process(bot.database_url)
+    end_to_end = listing.first_page_end_to_end(sandbox)
+    run.listing[engine] = {
+        "seeded": f"{seeded:.1f} s",
+        "in_process": in_process.summary(),
+        "end_to_end": end_to_end.summary(),
+    }
+    print(f"list {engine}: {run.listing[engine]}", flush=True)
+
+
+def error_lines(bot: BotProcess) -> list[str]:
+    return [line for line in bot.log().splitlines() if '"level": "error"' in line.lower()]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--concurrency", default="1,10,50,200")
     parser.add_argument("--quick", action="store_true", help="a third of the requests per cell")
     parser.add_argument("--reveal-flows", type=int, default=20)
+    parser.add_argument("--accounts", type=int, default=10_000, help="for the `list` cell")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("TEST_DATABASE_URL") or DEFAULT_PG,
+        help="a server to create a throwaway database on (default: TEST_DATABASE_URL, else "
+        "%(default)s); the PostgreSQL `list` cell is skipped if it does not answer",
+    )
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
+    run = Run(args, {}, {}, {}, {}, {}, {}, " / ".join(f"{x:.2f}" for x in os.getloadavg()))
 
     sandbox = start_sandbox()
-    secret = sandbox.slack.signing_secret
-    env = {k: v for k, v in sandbox.bot_env().items()}
+    env = dict(sandbox.bot_env())
     ctx = multiprocessing.get_context("spawn")
-    results: dict[tuple[int, str, str], dict[str, float]] = {}
-    extra: dict[str, str] = {}
     with (
         tempfile.TemporaryDirectory(prefix="sabot-bench-") as tmp,
         uvicorn_app("bench.floor:app", {}, Path(tmp) / "floor.log") as floor,
         uvicorn_app("bench.bare_bolt:app", env, Path(tmp) / "bolt.log") as bolt,
         ctx.Pool(1) as loadgen,
     ):
+        loadgen.apply(time.sleep, (0.0,))  # its process has started: not during the bot's start
         started = time.monotonic()
         bot = start_bot(
-            sandbox,
-            f"sqlite:///{tmp}/sabot.db",
-            Path(tmp) / "sabot.log",
-            extra_env={"LOG_LEVEL": "INFO"},
+            sandbox, f"sqlite:///{tmp}/sabot.db", Path(tmp) / "sabot.log", extra_env=BOT_ENV
         )
+        errors: list[str] = []
         try:
             ready = time.monotonic() - started
             # After start-up (which looks up the site at Atlassian with a 2 s timeout): from here
             # on any provisioning is slow, and must not leak into acknowledgements.
             sandbox.atlassian.answer_delay_seconds = 2.0
             time.sleep(2.0)
-            extra["Start-up to ready (process start to /healthz 200, SQLite, migrations)"] = (
-                f"{ready * 1000:.0f} ms"
-            )
-            extra["Idle RSS of `sabot serve` (2 s after ready)"] = (
-                f"{rss_mb(bot.process.pid):.1f} MB"
-            )
-            urls = {"floor": floor, "bolt": bolt, "bot": bot.url}
+            run.startup["`sabot serve` (SQLite, new file: migrations)"] = {
+                "ready": f"{ready * 1000:.0f} ms",
+                "rss": f"{rss_mb(bot.process.pid):.1f} MB",
+            }
+            run.startup["bare Bolt (`uvicorn bench.bare_bolt:app`)"] = {
+                "ready": f"{bolt.ready_seconds * 1000:.0f} ms",
+                "rss": f"{rss_mb(bolt.pid):.1f} MB",
+            }
+            run.startup["floor (`uvicorn bench.floor:app`)"] = {
+                "ready": f"{floor.ready_seconds * 1000:.0f} ms",
+                "rss": f"{rss_mb(floor.pid):.1f} MB",
+            }
+            urls = {"floor": floor.url, "bolt": bolt.url, "bot": bot.url}
             watch = RssWatch(bot.process.pid)
             try:
                 for concurrency in levels:
-                    total, warmup = cell_size(concurrency, args.quick)
-                    for kind in KINDS:
-                        for server in SERVERS:  # interleaved: floor, bolt, bot per cell
-                            cell = Cell(
-                                urls[server], kind, concurrency, total, warmup, secret, floor
-                            )
-                            summary = summarize(loadgen.apply(run_cell, (cell,)))
-                            results[(concurrency, kind, server)] = summary
-                            if server == "bot":  # let its follow-up work drain a little
-                                time.sleep(SETTLE_SECONDS)
-                            print(
-                                f"c={concurrency:<3} {kind:<5} {server:<5} "
-                                f"p50={summary['p50']:.2f} p99={summary['p99']:.2f} "
-                                f"max={summary['max']:.1f} ms {summary['rps']:.0f} req/s "
-                                f"errors={summary['errors']:.0f}",
-                                flush=True,
-                            )
-                    peak = watch.peak
-                    extra[f"Peak RSS of `sabot serve` up to the {concurrency}-client cells"] = (
-                        f"{peak:.1f} MB"
+                    ack_cells(run, sandbox, urls, floor.url, loadgen, [concurrency])
+                    run.extra[f"Peak RSS of `sabot serve` up to the {concurrency}-client cells"] = (
+                        f"{watch.peak:.1f} MB"
                     )
             finally:
                 watch.stop()
+            sandbox.slack.trigger_ttl_seconds = TRIGGER_SECONDS
             if args.reveal_flows:
                 time.sleep(3.0)  # let follow-up work from the load cells drain
                 overheads = sorted(reveal_flows(sandbox, args.reveal_flows))
-                extra[f"Reveal click to token delivered (median of {len(overheads)} flows)"] = (
+                run.extra[f"Reveal click to token delivered (median of {len(overheads)} flows)"] = (
                     f"{statistics.median(overheads):.1f} ms (min {overheads[0]:.1f}, "
                     f"max {overheads[-1]:.1f})"
                 )
+            if args.accounts:
+                list_cells(run, sandbox, bot, "SQLite", args.accounts)
         finally:
             bot.stop()
-        log_errors = [line for line in bot.log().splitlines() if '"level": "error"' in line.lower()]
-        extra["Error lines in the bot's log during the run"] = str(len(log_errors))
-        for line in log_errors[:5]:
+            errors += error_lines(bot)
+        if args.accounts:
+            errors += postgres_list(run, sandbox, Path(tmp), args.postgres, args.accounts)
+        run.extra["Error lines in the bots' logs during the run"] = str(len(errors))
+        for line in errors[:5]:
             print("bot log:", line[:400], file=sys.stderr)
     sandbox.stop()
+    for label, statement in IMPORTS.items():
+        run.imports[label] = import_cost(statement)
 
-    table = render(results, levels, extra, args)
+    table = render(run)
     print("\n" + table)
     (ROOT / "bench" / "RESULTS.md").write_text(table)
     return 0
 
 
-def render(
-    results: dict[tuple[int, str, str], dict[str, float]],
-    levels: list[int],
-    extra: dict[str, str],
-    args: argparse.Namespace,
-) -> str:
+def postgres_list(run: Run, sandbox: Sandbox, tmp: Path, admin_url: str, count: int) -> list[str]:
+    """The `list` cell on a throwaway PostgreSQL database, served by a second `sabot serve`."""
+    if not listing.postgres_answers(admin_url):
+        run.listing["PostgreSQL"] = {"skipped": f"no PostgreSQL answered at {admin_url}"}
+        return []
+    sandbox.atlassian.answer_delay_seconds = 0.0
+    with listing.postgres_database(admin_url) as url:
+        listing.seed(url, count)  # migrates first, so the bot below starts on a ready schema
+        started = time.monotonic()
+        bot = start_bot(sandbox, url, tmp / "sabot-pg.log", extra_env=BOT_ENV)
+        ready = time.monotonic() - started
+        try:
+            run.startup["`sabot serve` (PostgreSQL, schema up to date)"] = {
+                "ready": f"{ready * 1000:.0f} ms",
+                "rss": "",
+            }
+            time.sleep(2.0)
+            run.startup["`sabot serve` (PostgreSQL, schema up to date)"]["rss"] = (
+                f"{rss_mb(bot.process.pid):.1f} MB"
+            )
+            run.listing["PostgreSQL"] = {
+                "seeded": "",
+                "in_process": listing.first_page_in_process(url).summary(),
+                "end_to_end": listing.first_page_end_to_end(sandbox).summary(),
+            }
+            print(f"list PostgreSQL: {run.listing['PostgreSQL']}", flush=True)
+        finally:
+            bot.stop()
+        return error_lines(bot)
+
+
+def render(run: Run) -> str:
+    args = run.args
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    levels = [int(c) for c in args.concurrency.split(",")]
     lines = [
         "# sabot benchmark results",
         "",
         f"Measured {when} on {platform.node()}: {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}; `python -m bench.run"
+        f"Python {platform.python_version()}, load average {run.load} (1 / 5 / 15 min) when it "
+        f"began; `python -m bench.run"
         f"{' --quick' if args.quick else ''} --concurrency {args.concurrency}`.",
         "",
         "## Acknowledgement latency (ms), throughput (req/s)",
@@ -278,13 +468,13 @@ def render(
     for concurrency in levels:
         for kind in KINDS:
             for server in SERVERS:
-                r = results.get((concurrency, kind, server))
+                r = run.results.get((concurrency, kind, server))
                 if r is None:
                     continue
                 ratios = ["", "", "", ""]
                 if server == "bot":
-                    b = results[(concurrency, kind, "bolt")]
-                    f = results[(concurrency, kind, "floor")]
+                    b = run.results[(concurrency, kind, "bolt")]
+                    f = run.results[(concurrency, kind, "floor")]
                     ratios = [
                         f"{r['p50'] / b['p50']:.2f}",
                         f"{r['p99'] / b['p99']:.2f}",
@@ -297,8 +487,60 @@ def render(
                     + " | ".join(ratios)
                     + " |"
                 )
+    if run.modals:
+        lines += [
+            "",
+            "## `request`: command sent to modal opened (ms)",
+            "",
+            "From the load generator writing the command to the Slack stand-in recording the",
+            "`views.open` with its trigger_id (both wall clocks of this machine).",
+            "",
+            "| clients | server | opened | failed | missing | p50 | p99 | max | over 3 s |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for (concurrency, server), m in sorted(run.modals.items()):
+            lines.append(
+                f"| {concurrency} | {server} | {m['opened']:.0f}/{m['n']:.0f} | {m['failed']:.0f} "
+                f"| {m['missing']:.0f} | {m['p50']:.1f} | {m['p99']:.1f} | {m['max']:.1f} "
+                f"| {m['late']:.0f} |"
+            )
+    if run.listing:
+        lines += [
+            "",
+            f"## `list`: first page with {args.accounts:,} accounts, as an admin",
+            "",
+            "| database | in process: query + Block Kit page | end to end: command to the page "
+            "at its response_url | seeding |",
+            "|---|---|---|---|",
+        ]
+        for engine, cells in run.listing.items():
+            if "skipped" in cells:
+                lines.append(f"| {engine} | {cells['skipped']} | | |")
+                continue
+            lines.append(
+                f"| {engine} | {cells['in_process']} | {cells['end_to_end']} | {cells['seeded']} |"
+            )
+    lines += [
+        "",
+        "## Start-up and memory",
+        "",
+        "| process | start to /healthz 200 | idle RSS (2 s after ready) |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {k} | {v['ready']} | {v['rss']} |" for k, v in run.startup.items()]
+    if run.imports:
+        lines += [
+            "",
+            "Imports alone, each in a fresh interpreter (median of 3):",
+            "",
+            "| imports | wall | RSS after |",
+            "|---|---:|---:|",
+        ]
+        lines += [
+            f"| {label} | {ms:.0f} ms | {rss:.1f} MB |" for label, (ms, rss) in run.imports.items()
+        ]
     lines += ["", "## Other figures", "", "| figure | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in extra.items()]
+    lines += [f"| {k} | {v} |" for k, v in run.extra.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -92,7 +92,7 @@ def _audit_export(args: argparse.Namespace) -> int:
     settings = _settings(EXPORT_NEEDS)
 
     async def go(out: TextIO) -> int:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url.get_secret_value())
         try:
             return await export_audit(db, since=args.since, fmt=args.format, out=out)
         finally:
@@ -142,7 +142,10 @@ def _reconcile(args: argparse.Namespace) -> int:
     settings = _settings(RECONCILE_NEEDS)
 
     async def go() -> ReconcileReport:
-        db, atlassian = Database(settings.database_url), atlassian_client(settings)
+        db, atlassian = (
+            Database(settings.database_url.get_secret_value()),
+            atlassian_client(settings),
+        )
         try:
             return await reconcile(
                 db, atlassian, apply=args.apply, clock=system_clock, progress=_progress

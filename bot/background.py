@@ -2,34 +2,76 @@
 
 Only quick, losable follow-ups go here (opening a modal, an ephemeral refusal, a decision that a
 person would simply click again). Anything that must survive a crash is a database job.
+
+A few follow-ups run at once (`limit`); the others wait their turn in order, as coroutines not
+yet started. Under a burst this keeps the event loop's turns short, so acknowledgements stay
+fast: every started follow-up builds its queries and holds its session while it waits for a
+database connection, and a backlog of hundreds of them made each turn of the loop, and each
+pass of Python's garbage collector over them, long enough to delay the acks behind them by
+hundreds of milliseconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
 
+# More than enough for a workspace's steady traffic (each follow-up is a few milliseconds of
+# work and a round trip or two); only a burst waits.
+DEFAULT_LIMIT = 32
+
+Work = Coroutine[Any, Any, Any]
+
 
 class Background:
-    def __init__(self) -> None:
+    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
+        self.limit = limit
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Unstarted work, each with the context (log fields) of the request that asked for it.
+        self._waiting: deque[tuple[Work, contextvars.Context]] = deque()
 
-    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        """Run `work` soon; keep a reference so it is neither garbage-collected nor lost."""
-        task = asyncio.get_running_loop().create_task(work)
+    @property
+    def waiting(self) -> int:
+        """Follow-ups queued behind the running ones."""
+        return len(self._waiting)
+
+    def spawn(self, work: Work, *, urgent: bool = False) -> None:
+        """Run `work` soon; keep a reference so it is neither garbage-collected nor lost.
+
+        `urgent` work starts at once whatever is running: for a call that must reach Slack
+        within seconds (a `trigger_id` lives 3 s)."""
+        context = contextvars.copy_context()
+        if urgent or len(self._tasks) < self.limit:
+            self._start(work, context)
+        else:
+            self._waiting.append((work, context))
+
+    def _start(self, work: Work, context: contextvars.Context) -> None:
+        task = asyncio.get_running_loop().create_task(work, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        while self._waiting and len(self._tasks) < self.limit:
+            self._start(*self._waiting.popleft())
         if not task.cancelled() and task.exception() is not None:
             log.error("background work failed", exc_info=task.exception())
 
     async def drain(self, timeout: float = 10.0) -> None:
-        """Let running follow-ups finish (on shutdown)."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=timeout)
+        """Let running and queued follow-ups finish (on shutdown); drop what is left after
+        `timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._tasks and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(list(self._tasks), timeout=left)
+        if self._waiting:
+            log.warning("dropped %d follow-ups still queued at shutdown", len(self._waiting))
+        while self._waiting:
+            self._waiting.popleft()[0].close()

@@ -18,7 +18,6 @@ from bot.settings import (
     SettingsError,
     load_settings,
 )
-from workflows.policy_file import PolicyError
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -53,7 +52,7 @@ def _db_upgrade(_args: argparse.Namespace) -> int:
     settings = _settings((), policy=False)
 
     async def go() -> None:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url.get_secret_value())
         try:
             await upgrade(db)
         finally:
@@ -226,8 +225,17 @@ def main(argv: list[str] | None = None) -> None:
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         sys.exit(run(args))
-    except (SettingsError, PolicyError) as error:
+    except SettingsError as error:
         print(f"sabot: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as error:
+        # Imported here: the policy file's module needs PyYAML, which `serve` without a policy
+        # file never loads (a few percent of its start-up).
+        from workflows.policy_file import PolicyError
+
+        if not isinstance(error, PolicyError):
+            raise
+        print(f"sabot: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -216,7 +216,7 @@ async def read_database(db: Database, now: datetime) -> DatabaseSnapshot:
         col(ApiToken.expires_at) > now,
         col(ApiToken.expires_at) <= now + EXPIRY_WINDOW,
     )
-    async with db.engine.connect() as conn:
+    async with db.reading() as conn:  # one snapshot, and no write lock on SQLite
         for status, count in await conn.execute(
             select(col(Job.status), func.count()).group_by(col(Job.status))
         ):

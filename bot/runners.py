@@ -7,7 +7,7 @@ import logging
 import signal
 
 from bot.app import build_app
-from bot.assembly import assemble
+from bot.assembly import assemble, settle_heap
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ async def run_worker(settings: Settings) -> int:
     metrics = serve_worker_metrics(assembly, port) if port else None
     log.info("sabot worker running%s", f" (metrics on port {port})" if port else "")
     assembly.start_worker()
+    settle_heap()
     await assembly.stop.wait()
     await assembly.close()
     if metrics is not None:
@@ -47,6 +48,7 @@ async def run_socket_mode(settings: Settings) -> int:
     handler = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
     assembly.start_worker()
     await handler.connect_async()
+    settle_heap()
     log.info("sabot connected over Socket Mode")
     await assembly.stop.wait()
     await handler.close_async()

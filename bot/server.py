@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot import logs
 from bot.app import build_app
-from bot.assembly import Assembly, assemble
+from bot.assembly import Assembly, assemble, settle_heap
 from bot.metrics import CONTENT_TYPE, Metrics, instrument, meter_slack_client
 from bot.settings import Settings
 from workflows.db import Database
@@ -152,6 +152,7 @@ def create_server(
         state.assembly, state.handler = assembly, AsyncSlackRequestHandler(app)
         if run_worker:
             assembly.start_worker()
+        settle_heap()
         log.info("sabot ready (worker %s)", "in-process" if run_worker else "off")
         try:
             yield
@@ -161,7 +162,12 @@ def create_server(
     async def slack_events(request: Request) -> Response:
         if await _bounded_body(request) is None:
             return JSONResponse({"error": "payload too large"}, status_code=413)
-        response = await state.handler.handle(request)
+        stamp = request.headers.get("x-slack-request-timestamp")
+        if stamp is not None and not (stamp.isascii() and stamp.isdigit()):
+            # slack_sdk's verifier int()s this header: junk would escape as a 500.
+            response = Response(status_code=401)
+        else:
+            response = await state.handler.handle(request)
         if response.status_code == 401:
             # One line, never the body: Bolt's own log of this holds the whole payload.
             log.warning("refused a request with a bad or stale Slack signature")

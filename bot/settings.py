@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     atlassian_org_id: str | None = None
     atlassian_api_key: SecretStr | None = None
     atlassian_site_id: str | None = None
-    database_url: str = "sqlite:///sabot.db"
+    # A SecretStr: a PostgreSQL URL carries its password.
+    database_url: SecretStr = SecretStr("sqlite:///sabot.db")
     log_level: str = "INFO"
 
     # Timings: real defaults, small values in tests so the same logic runs fast.
@@ -108,16 +109,23 @@ class Settings(BaseSettings):
             self.atlassian_api_key,
         )
         values = [s.get_secret_value() for s in secrets if s is not None]
-        password = make_url(self.database_url).password if "://" in self.database_url else None
+        url = self.database_url.get_secret_value()
+        password = make_url(url).password if "://" in url else None
         return tuple(values + ([str(password)] if password else []))
 
     def require(self, *names: str) -> None:
         """Stop with one line naming every missing setting among `names`."""
-        missing = [n.upper() for n in names if getattr(self, n) in (None, "", [])]
+        missing = [n.upper() for n in names if _unset(getattr(self, n))]
         if missing:
             raise SettingsError(
                 f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)}"
             )
+
+
+def _unset(value: object) -> bool:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return value in (None, "", [])
 
 
 SERVE_NEEDS = ("slack_bot_token", "slack_signing_secret", "atlassian_org_id", "atlassian_api_key")

@@ -8,16 +8,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, cast, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, cast, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import String
 from sqlmodel import col
 
 from workflows import audit, jobs
 from workflows.errors import Conflict, NotAllowed, NotFound
-from workflows.models import ApiToken, AuditEvent, ServiceAccount, ServiceAccountRequest
+from workflows.models import (
+    ApiToken,
+    AuditEvent,
+    ServiceAccount,
+    ServiceAccountRequest,
+    UTCDateTime,
+)
 from workflows.ports import RequestSnapshot
 from workflows.requests import refuse, snapshot, transition
 from workflows.runtime import Runtime
@@ -68,32 +75,57 @@ class AccountDetails:
     history: list[AuditEvent] = field(default_factory=list)
 
 
-def _expiry_subquery() -> Any:
+def _live_token_expiry() -> Any:
+    """The latest expiry among an account's live tokens, looked up for each account row (by
+    the index on api_token.account_id): only the rows a page shows pay for it, where a join
+    with every account's expiry aggregated the whole token table for each page."""
+    t = ApiToken
     return (
-        select(
-            col(ApiToken.account_id).label("account_id"),
-            func.max(col(ApiToken.expires_at)).label("expires_at"),
-        )
-        .where(col(ApiToken.state) == LIVE_TOKEN)
-        .group_by(col(ApiToken.account_id))
-        .subquery()
+        select(func.max(col(t.expires_at)))
+        .where(col(t.account_id) == col(ServiceAccount.id), col(t.state) == LIVE_TOKEN)
+        .correlate(ServiceAccount)
+        .scalar_subquery()
     )
 
 
-def _filtered(query: Select[Any], flt: AccountFilter, expiry: Any, now: datetime) -> Select[Any]:
-    r = ServiceAccountRequest
-    query = query.where(col(r.status).in_([s.value for s in LISTED]))
-    if flt.owner:
-        query = query.where(col(r.requester_id) == flt.owner)
-    if flt.status:
-        query = query.where(col(r.status) == flt.status)
-    if flt.product:  # products is a JSON list; its text holds "jira" with the quotes
-        query = query.where(cast(col(r.products), String).like(f'%"{flt.product}"%'))
-    if flt.expiring_within is not None:
-        query = query.where(expiry.c.expires_at <= now + flt.expiring_within)
-    if flt.text:
-        query = query.where(func.lower(col(r.name)).contains(flt.text.lower()))
-    return query
+@dataclass(frozen=True)
+class _Shape:
+    """Which filters a list uses; their values are bound when the query runs."""
+
+    owner: bool
+    product: bool
+    status: bool
+    expiring: bool
+    text: bool
+
+
+@cache
+def _list_queries(shape: _Shape) -> tuple[Select[Any], Select[Any]]:
+    """The count and the page query for one shape of filters, built once: building a statement
+    and its cache key cost about as much as running it."""
+    r, a, expiry = ServiceAccountRequest, ServiceAccount, _live_token_expiry()
+    where: list[ColumnElement[bool]] = [col(r.status).in_([s.value for s in LISTED])]
+    if shape.owner:
+        where.append(col(r.requester_id) == bindparam("owner"))
+    if shape.status:
+        where.append(col(r.status) == bindparam("status"))
+    if shape.product:  # products is a JSON list; its text holds "jira" with the quotes
+        where.append(cast(col(r.products), String).like(bindparam("product")))
+    if shape.expiring:
+        where.append(expiry <= bindparam("expires_before", type_=UTCDateTime()))
+    if shape.text:
+        where.append(func.lower(col(r.name)).contains(bindparam("text")))
+    joined = col(a.request_id) == col(r.id)
+    counted = select(func.count()).select_from(r).join(a, joined).where(*where)
+    page = (
+        select(r, a, expiry.label("expires_at"))
+        .join(a, joined)
+        .where(*where)
+        .order_by(col(r.name), col(r.id))
+        .offset(bindparam("offset"))
+        .limit(PAGE_SIZE)
+    )
+    return counted, page
 
 
 async def list_accounts(
@@ -104,21 +136,26 @@ async def list_accounts(
         if flt.owner and flt.owner != viewer:
             raise NotAllowed("Only admins can list other people's accounts.")
         flt = AccountFilter(viewer, flt.product, flt.status, flt.expiring_within, flt.text)
-    r, a, expiry = ServiceAccountRequest, ServiceAccount, _expiry_subquery()
-    base = (
-        select(r, a, expiry.c.expires_at)
-        .join(a, col(a.request_id) == col(r.id))
-        .outerjoin(expiry, expiry.c.account_id == col(a.id))
+    start = max(offset, 0)
+    within = flt.expiring_within
+    counted, page = _list_queries(
+        _Shape(
+            bool(flt.owner), bool(flt.product), bool(flt.status), within is not None, bool(flt.text)
+        )
     )
-    query = _filtered(base, flt, expiry, runtime.clock())
-    counted = select(func.count()).select_from(query.order_by(None).subquery())
-    async with runtime.db.transaction() as session:
-        total = int((await session.execute(counted)).scalar_one())
-        found = (
-            await session.execute(
-                query.order_by(col(r.name), col(r.id)).offset(max(offset, 0)).limit(PAGE_SIZE)
-            )
-        ).all()
+    values: dict[str, Any] = {
+        "owner": flt.owner,
+        "status": flt.status,
+        "product": f'%"{flt.product}"%',
+        "expires_before": runtime.clock() + within if within is not None else None,
+        "text": (flt.text or "").lower(),
+    }
+    async with runtime.db.reading() as session:  # one snapshot: the count matches the page
+        found = (await session.execute(page, {**values, "offset": start})).all()
+        if 0 < len(found) < PAGE_SIZE or (not found and start == 0):
+            total = start + len(found)  # the list ends on this page: nothing left to count
+        else:
+            total = int((await session.execute(counted, values)).scalar_one())
     rows = [
         AccountRow(
             req.id or 0,
@@ -131,7 +168,7 @@ async def list_accounts(
         )
         for req, acc, expires in found
     ]
-    return AccountPage(rows, max(offset, 0), total)
+    return AccountPage(rows, start, total)
 
 
 async def find(session: AsyncSession, name: str) -> tuple[ServiceAccountRequest, ServiceAccount]:
