@@ -7,7 +7,6 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workflows.db import Database
 
@@ -35,20 +34,15 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(_config(connection), "head")
 
 
-async def _locked(conn: AsyncConnection, db: Database) -> None:
-    if not db.is_sqlite:
-        # Several replicas may start at once: one migrates, the others wait here, then find
-        # nothing left to do.
-        await conn.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
-    try:
-        await conn.run_sync(_upgrade)
-    finally:
-        if not db.is_sqlite:
-            await conn.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
-
-
 async def upgrade(db: Database) -> None:
-    """Bring the schema to the newest revision, safely from several processes at once."""
+    """Bring the schema to the newest revision, safely from several processes at once.
+
+    Replicas starting together queue on a transaction-scoped advisory lock: it is released by
+    the commit that makes the migrated schema visible (or by the rollback of a failed one), so
+    the next replica can only look at the schema once it is complete, and finds nothing to do.
+    """
     async with db.engine.connect() as conn:
-        await _locked(conn, db)
+        if not db.is_sqlite:
+            await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+        await conn.run_sync(_upgrade)
         await conn.commit()
