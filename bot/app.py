@@ -11,6 +11,7 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.context.respond.internals import _build_message
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.response import BoltResponse
 from slack_sdk.models.attachments import Attachment
 from slack_sdk.models.blocks import Block
@@ -21,6 +22,17 @@ from bot.listeners import register_listeners
 from bot.services import Services, problem_text
 
 log = logging.getLogger(__name__)
+
+
+class _TokenGivenTwice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN itself and then warns that it "will be unused" because a
+    client is given too; the client is built from that very token, so the warning is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+logging.getLogger("slack_bolt.AsyncApp").addFilter(_TokenGivenTwice())
 
 
 class PooledRespond(AsyncRespond):

@@ -103,6 +103,7 @@ def token_replies(slack: SlackSandbox) -> list[dict[str, Any]]:
 def test_whole_flow_token_only_in_the_ephemeral_reply(
     sandbox: Sandbox, slack: SlackSandbox, bot: BotProcess
 ) -> None:
+    assert "WARNING" not in bot.log()  # a clean start: nothing for an operator to wonder about
     # 1-2: the form opens, is submitted, and turns into a confirmation
     answer = submit_request(slack)
     assert answer["status"] == 200

@@ -41,7 +41,7 @@ async def ensure_may_decide(
     Group membership is looked up afresh: someone removed from a group since the request was
     made cannot approve it.
     """
-    async with runtime.db.transaction() as session:
+    async with runtime.db.reading() as session:
         request = await load_request(session, request_id)
     if user_id == request.requester_id:
         why = "you cannot decide on your own request"

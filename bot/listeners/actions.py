@@ -58,8 +58,9 @@ class Click:
         else:  # a click in the Home tab has no response_url: answer in our DM
             await self.client.chat_postMessage(channel=_user(self.body), text=text)
 
-    def later(self, work: Coroutine[Any, Any, Any]) -> None:
-        self.services.background.spawn(self._then_home(work))
+    def later(self, work: Coroutine[Any, Any, Any], *, urgent: bool = False) -> None:
+        """After the ack; `urgent` (a modal to open: its trigger_id lives 3 s) skips the queue."""
+        self.services.background.spawn(self._then_home(work), urgent=urgent)
 
     async def _then_home(self, work: Coroutine[Any, Any, Any]) -> None:
         await answering_errors(work, self.say)
@@ -125,7 +126,9 @@ async def _ask_reason(
     await ack()
     services = services_of(context)
     # The trigger_id expires 3 s after the click: open the modal before any database work.
-    Click(services, body, respond, client).later(_open(client, body["trigger_id"], build))
+    Click(services, body, respond, client).later(
+        _open(client, body["trigger_id"], build), urgent=True
+    )
 
 
 async def cancel(
@@ -273,7 +276,7 @@ async def home_request(
     services = services_of(context)
     view = request_modal(None, services.runtime.policy.offer)
     Click(services, body, None, client).later(
-        client.views_open(trigger_id=body["trigger_id"], view=view)
+        client.views_open(trigger_id=body["trigger_id"], view=view), urgent=True
     )
 
 
@@ -290,7 +293,7 @@ async def reassign(
     services = services_of(context)
     view = account_views.reassign_modal(str(action.get("value") or "")[:60])
     Click(services, body, respond, client).later(
-        client.views_open(trigger_id=body["trigger_id"], view=view)
+        client.views_open(trigger_id=body["trigger_id"], view=view), urgent=True
     )
 
 

@@ -42,9 +42,10 @@ class Call:
     def name(self) -> str:
         return str(self.command.get("command") or self.services.settings.sabot_command)
 
-    def later(self, work: Coroutine[Any, Any, Any]) -> None:
-        """Run after the acknowledgement; answer errors ephemerally."""
-        self.services.background.spawn(answering_errors(work, self.respond))
+    def later(self, work: Coroutine[Any, Any, Any], *, urgent: bool = False) -> None:
+        """Run after the acknowledgement; answer errors ephemerally. `urgent` (a modal to open:
+        its trigger_id lives 3 s) skips the queue of follow-ups."""
+        self.services.background.spawn(answering_errors(work, self.respond), urgent=urgent)
 
     async def show(self, text: str, blocks: list[Any]) -> None:
         await self.respond(
@@ -60,7 +61,9 @@ async def _request(call: Call) -> None:
     await call.ack()
     # trigger_id lives 3 seconds: open the modal right after the ack, before anything slow.
     view = request_modal(call.command.get("channel_id"), call.services.runtime.policy.offer)
-    call.later(call.client.views_open(trigger_id=call.command["trigger_id"], view=view))
+    call.later(
+        call.client.views_open(trigger_id=call.command["trigger_id"], view=view), urgent=True
+    )
 
 
 async def _cancel(call: Call) -> None:
