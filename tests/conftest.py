@@ -206,6 +206,27 @@ def start_bot(
     return bot
 
 
+def start_worker(
+    sandbox: Sandbox, database_url: str, log_path: Path, extra_env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """`sabot worker` as its own process; returns once it says it is running (before that a
+    SIGTERM would find no handler installed)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "worker"],
+        cwd=log_path.parent,
+        env=bot_environment(sandbox, database_url, extra_env),
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while "sabot worker running" not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"sabot worker did not start:\n{log_path.read_text()}")
+        time.sleep(0.05)
+    return process
+
+
 def _launch(
     env: dict[str, str], database_url: str, log_path: Path, args: tuple[str, ...]
 ) -> BotProcess | None:

@@ -14,7 +14,7 @@ import httpx
 
 from sandbox.runner import Sandbox, free_port
 from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, bot_environment, rows, start_bot
+from tests.conftest import BotProcess, rows, start_bot, start_worker
 from tests.reliability import engine_of, record
 from tests.test_end_to_end import (
     ALICE,
@@ -46,22 +46,13 @@ def posted_to(slack: SlackSandbox, channel: str) -> list[dict[str, object]]:
     ]
 
 
-def _env(sandbox: Sandbox, database_url: str) -> dict[str, str]:
-    env = bot_environment(sandbox, database_url, {"WORKER_METRICS_PORT": str(free_port())})
-    return env
-
-
 def test_server_without_worker_plus_a_worker_process(
     sandbox: Sandbox, slack: SlackSandbox, database_url: str, tmp_path: Path
 ) -> None:
     bot = start_bot(sandbox, database_url, tmp_path / "serve.log", args=("--no-worker",))
-    env = _env(sandbox, database_url)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "bot", "worker"],
-        cwd=tmp_path,
-        env=env,
-        stdout=(tmp_path / "worker.log").open("wb"),
-        stderr=subprocess.STDOUT,
+    metrics_port = str(free_port())
+    worker = start_worker(
+        sandbox, database_url, tmp_path / "worker.log", {"WORKER_METRICS_PORT": metrics_port}
     )
     try:
         submit_request(slack)
@@ -76,7 +67,7 @@ def test_server_without_worker_plus_a_worker_process(
         workers = {c["locked_by"].rsplit("/", 1)[0] for c in claims}  # worker id / claim id
         assert len(workers) == 1  # every job was run by the worker process, none by serve
         # the worker's own metrics: its job runs, which the servers never see
-        scraped = httpx.get(f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/", timeout=5).text
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/", timeout=5).text
         assert 'sabot_job_run_seconds_count{kind="provision"' in scraped
     finally:
         worker.terminate()

@@ -4,8 +4,6 @@ bursts of clicks spread over both still make one account, one token, one deliver
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +13,7 @@ import pytest
 
 from sandbox.runner import Sandbox
 from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, bot_environment, rows, start_bot
+from tests.conftest import BotProcess, rows, start_bot, start_worker
 from tests.reliability import record
 from tests.test_end_to_end import (
     ALICE,
@@ -44,18 +42,7 @@ def replicas(sandbox: Sandbox, postgres_url: str, tmp_path: Path) -> Iterator[li
     sandbox.slack.bot_url = ",".join(bot.url for bot in bots)  # the balancer
     # it polls more often than the servers, whose own clicks wake their in-process workers
     worker_env = {**APPROVERS, "WORKER_METRICS_PORT": "0", "WORKER_POLL_SECONDS": "0.05"}
-    env = bot_environment(sandbox, postgres_url, worker_env)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "bot", "worker"],
-        cwd=tmp_path,
-        env=env,
-        stdout=(tmp_path / "worker.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    log = tmp_path / "worker.log"
-    slack = SlackSandbox(sandbox.slack_url)
-    slack.wait_for(lambda: "sabot worker running" in log.read_text(), what="the worker", timeout=30)
-    slack.close()
+    worker = start_worker(sandbox, postgres_url, tmp_path / "worker.log", worker_env)
     yield bots
     worker.terminate()
     assert worker.wait(timeout=30) == 0
