@@ -26,7 +26,7 @@ from tests.test_end_to_end import (
     submit_request,
     token_replies,
 )
-from workflows.migrations import head_revision
+from workflows.migrations import head_revision, shipped_head
 
 # Jobs still to run now (timers such as expiry warnings are due in days, not now).
 PENDING_WORK = (
@@ -118,6 +118,8 @@ def test_db_upgrade_is_repeatable(database_url: str, tmp_path: Path) -> None:
     assert rows(database_url, "SELECT version_num FROM alembic_version") == [
         {"version_num": head_revision()}
     ]
+    # the start-up shortcut (no alembic import when up to date) reads the same head
+    assert shipped_head() == head_revision()
 
 
 def test_replicas_starting_at_once_migrate_once(

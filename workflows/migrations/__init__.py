@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from workflows.db import Database
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+VERSIONS = Path(__file__).parent / "versions"
 
 # Any constant works; it only has to be the same for every replica of this app.
 MIGRATION_LOCK_KEY = 0x5AB07
 
 
 def _config(connection: Connection) -> Config:
+    from alembic.config import Config  # alembic costs ~0.1 s of start-up: only when migrating
+
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent))
     config.attributes["connection"] = connection
@@ -23,6 +30,7 @@ def _config(connection: Connection) -> Config:
 
 def head_revision() -> str:
     """The newest revision shipped with this version of the app."""
+    from alembic.config import Config
     from alembic.script import ScriptDirectory
 
     config = Config()
@@ -30,8 +38,25 @@ def head_revision() -> str:
     return str(ScriptDirectory.from_config(config).get_current_head())
 
 
+def shipped_head() -> str:
+    """The newest revision, read from the file names (`0005_...py`) without importing alembic;
+    a test holds it equal to alembic's own `head_revision()`."""
+    return max(path.name.split("_", 1)[0] for path in VERSIONS.glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
 def _upgrade(connection: Connection) -> None:
+    from alembic import command
+
     command.upgrade(_config(connection), "head")
+
+
+async def _up_to_date(db: Database) -> bool:
+    try:
+        async with db.engine.connect() as conn:
+            found = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+    except DBAPIError:
+        return False  # a new database: no version table yet
+    return [row[0] for row in found] == [shipped_head()]
 
 
 async def upgrade(db: Database) -> None:
@@ -41,6 +66,8 @@ async def upgrade(db: Database) -> None:
     the commit that makes the migrated schema visible (or by the rollback of a failed one), so
     the next replica can only look at the schema once it is complete, and finds nothing to do.
     """
+    if await _up_to_date(db):
+        return  # the usual restart: nothing to migrate, and no alembic to import
     async with db.engine.connect() as conn:
         if not db.is_sqlite:
             await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
