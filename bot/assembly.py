@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 
-import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.background import Background
@@ -17,7 +16,7 @@ from bot.directory import SlackDirectory
 from bot.notifier import SlackNotifier
 from bot.services import Services
 from bot.settings import POLICY_NEEDS, Settings, SettingsError
-from bot.slack_api import web_client
+from bot.slack_api import slack_session, web_client
 from workflows import inbound
 from workflows.db import Database
 from workflows.handlers import give_up_handlers, job_handlers
@@ -143,12 +142,8 @@ async def assemble(settings: Settings, *, migrate: bool = True) -> Assembly:
     # One connection pool for every Web API call of this process, Bolt's per-request clients
     # included: without a session slack_sdk opens a new one, and a new connection (a TLS
     # handshake with slack.com), for every call.
-    # No cookies kept, as with a session per call. The `respond()` of every listener uses it
-    # too (bot.app.PooledRespond).
-    slack_http = aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=SLACK_TIMEOUT_SECONDS),
-        cookie_jar=aiohttp.DummyCookieJar(),
-    )
+    # The `respond()` of every listener uses it too (bot.app.PooledRespond).
+    slack_http = slack_session(settings, timeout=SLACK_TIMEOUT_SECONDS)
     client = web_client(settings, session=slack_http)
     policy = Policy(rules, SlackDirectory(client))
     runtime = Runtime(

@@ -23,12 +23,18 @@ from bot.settings import (
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from bot.http_protocol import header_bounded
     from bot.server import create_server
 
     settings = _settings(SERVE_NEEDS)
     server = create_server(settings, run_worker=not args.no_worker, migrate=not args.no_migrate)
     uvicorn.run(
-        server, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=20
+        server,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=20,
+        http=header_bounded(settings.http_read_timeout_seconds),
     )
     return 0
 

@@ -77,7 +77,8 @@ def list_filter(words: list[str]) -> AccountFilter:
 def name_and_flags(
     words: list[str], command: str, flags: tuple[str, ...] = ()
 ) -> tuple[str, set[str]]:
-    """`rotate my-bot --now`: one account name, and only the flags this command knows."""
+    """`rotate my-bot --now`: one account (its name, or its request id `SA-12`), and only
+    the flags this command knows."""
     given = {w for w in words if w.startswith("--")}
     unknown = given - set(flags)
     names = [w for w in words if not w.startswith("--")]

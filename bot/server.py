@@ -32,29 +32,14 @@ from bot import logs
 from bot.app import build_app
 from bot.assembly import Assembly, assemble, settle_heap
 from bot.metrics import CONTENT_TYPE, Metrics, instrument, meter_slack_client
+from bot.request_shape import Refusal, read_body, refusal
 from bot.settings import Settings
 from workflows.db import Database
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024  # Slack's payloads are far smaller; refuse anything past 1 MiB
 SLACK_EVENTS = "/slack/events"
 READY_TIMEOUT_SECONDS = 3.0
-
-
-async def _bounded_body(request: Request) -> bytes | None:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    request._body = body  # Bolt's adapter reads request.body(): hand it what was read
-    return body
 
 
 class RequestScope:
@@ -160,14 +145,21 @@ def create_server(
             await assembly.close()
 
     async def slack_events(request: Request) -> Response:
-        if await _bounded_body(request) is None:
-            return JSONResponse({"error": "payload too large"}, status_code=413)
-        stamp = request.headers.get("x-slack-request-timestamp")
-        if stamp is not None and not (stamp.isascii() and stamp.isdigit()):
-            # slack_sdk's verifier int()s this header: junk would escape as a 500.
-            response = Response(status_code=401)
-        else:
-            response = await state.handler.handle(request)
+        body = await read_body(request, seconds=settings.http_read_timeout_seconds)
+        refused = (
+            body
+            if isinstance(body, Refusal)
+            else refusal(
+                body,
+                request.headers.get("content-type", ""),
+                request.headers.get("x-slack-request-timestamp"),
+            )
+        )
+        if refused is not None:
+            # One line, never the body (it is not trusted, and may be anybody's).
+            log.warning("refused a request to %s: %s", SLACK_EVENTS, refused.reason)
+            return JSONResponse({"error": refused.reason}, status_code=refused.status)
+        response = await state.handler.handle(request)
         if response.status_code == 401:
             # One line, never the body: Bolt's own log of this holds the whole payload.
             log.warning("refused a request with a bad or stale Slack signature")

@@ -52,8 +52,13 @@ class Settings(BaseSettings):
     atlassian_propagation_base_seconds: float = Field(default=2.0, ge=0)
     slack_retry_attempts: int = Field(default=3, ge=0, le=10)
     slack_retry_max_wait_seconds: float = Field(default=30.0, ge=0)
+    # A request to /slack/events must arrive whole within this (headers, then body): Slack sends
+    # each at once, so a slower one is a client holding a connection open.
+    http_read_timeout_seconds: float = Field(default=10.0, gt=0)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
-    job_lease_seconds: float = Field(default=300.0, gt=0)
+    # A running job's lease, renewed every third of it while the job runs: a process that dies
+    # (SIGKILL, power cut) leaves its jobs to any worker within this, not minutes later.
+    job_lease_seconds: float = Field(default=15.0, ge=3)
     # On SIGTERM a job in hand gets this long to finish, then is handed back to the queue
     # (below Kubernetes' 30 s terminationGracePeriodSeconds, with uvicorn's drain before it).
     worker_shutdown_grace_seconds: float = Field(default=8.0, ge=0)

@@ -3,6 +3,10 @@
 slack_sdk installs no rate-limit retry by default, and its handler sleeps whatever Retry-After
 says; this one honours Retry-After but never waits longer than the cap, so a long Slack outage
 fails the job (which is retried later from the database) instead of hanging a worker.
+
+A 429 speaks for the method, not for the one call: Slack limits each method per workspace.
+So after one, no call of that method leaves this process until Retry-After has passed, whichever
+task makes it (`RateLimitGate`, on the HTTP session every Slack client of the process shares).
 """
 
 from __future__ import annotations
@@ -10,8 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import aiohttp
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.http_retry.request import HttpRequest
@@ -27,11 +34,68 @@ log = logging.getLogger(__name__)
 def _retry_after(response: HttpResponse) -> float:
     for key, values in response.headers.items():
         if key.lower() == "retry-after" and values:
-            try:
-                return float(values[0])
-            except ValueError:
-                break
+            return _seconds(values[0])
     return 1.0
+
+
+def _seconds(value: str) -> float:
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return 1.0
+
+
+class SlackRateLimited(Exception):
+    """A call was held back: Slack asked this process to wait longer than it may."""
+
+
+class RateLimitGate:
+    """One gate per Web API method, shared by every task of the process (an aiohttp client
+    middleware): closed for Retry-After seconds by a 429, during which calls of that method
+    wait here, or fail at once when the wait is past `max_wait`."""
+
+    def __init__(self, max_wait: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_wait, self.clock = max_wait, clock
+        self._open_at: dict[str, float] = {}
+
+    async def __call__(
+        self,
+        request: aiohttp.ClientRequest,
+        handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
+    ) -> aiohttp.ClientResponse:
+        method = _api_method(request.url.path)
+        if method is not None:
+            await self.wait(method)
+        response = await handler(request)
+        if method is not None and response.status == 429:
+            self.close(method, _seconds(response.headers.get("Retry-After", "1")))
+        return response
+
+    def close(self, method: str, seconds: float) -> None:
+        until = self.clock() + seconds
+        if until > self._open_at.get(method, 0.0):
+            self._open_at[method] = until
+            log.info("slack rate-limited %s: no call of it for %.1fs", method, seconds)
+
+    async def wait(self, method: str) -> None:
+        while (left := self._open_at.get(method, 0.0) - self.clock()) > 0:
+            if left > self.max_wait:
+                raise SlackRateLimited(
+                    f"ratelimited: Slack asked to wait {left:.0f}s more before {method}"
+                )
+            # A little jitter, so the calls that waited do not all go in the same instant.
+            await asyncio.sleep(left + random.uniform(0, 0.1))
+
+    def waits(self) -> Mapping[str, float]:
+        """Seconds left per closed method (for tests and metrics)."""
+        now = self.clock()
+        return {m: at - now for m, at in self._open_at.items() if at > now}
+
+
+def _api_method(path: str) -> str | None:
+    """`chat.postMessage` of `/api/chat.postMessage` (Web API calls only, not response_urls)."""
+    _, sep, method = path.rpartition("/api/")
+    return method if sep and method and "/" not in method else None
 
 
 class CappedRateLimitRetryHandler(AsyncRetryHandler):
@@ -63,12 +127,21 @@ class CappedRateLimitRetryHandler(AsyncRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> None:
+        # No sleep here: the retry waits at the method's RateLimitGate, with every other call
+        # of that method.
         assert response is not None
-        wait = _retry_after(response)
-        log.info("slack answered 429; retrying in %.1fs", wait)
+        log.info("slack answered 429; retrying after %.1fs", _retry_after(response))
         state.next_attempt_requested = True
-        await asyncio.sleep(wait + random.uniform(0, 0.1))
         state.increment_current_attempt()
+
+
+def slack_session(settings: Settings, *, timeout: float) -> aiohttp.ClientSession:
+    """The one HTTP session (connection pool) of this process's Slack calls, gated per method."""
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=timeout),
+        cookie_jar=aiohttp.DummyCookieJar(),  # no cookies kept, as with a session per call
+        middlewares=(RateLimitGate(settings.slack_retry_max_wait_seconds),),
+    )
 
 
 def web_client(settings: Settings, **kwargs: Any) -> AsyncWebClient:

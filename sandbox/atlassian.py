@@ -70,7 +70,7 @@ RESOURCE = re.compile(r"^ari:cloud:(jira-software|confluence|jira)::site/(.+)$")
 FAULT_ROUTES = frozenset(
     {"create", "grant", "mint", "list", "revoke", "delete", "workspaces", "any"}
 )
-FAULT_KINDS = frozenset({"429", "500", "reset", "hang", "html403", "409", "402"})
+FAULT_KINDS = frozenset({"429", "500", "reset", "hang", "html403", "409", "402", "302"})
 CONFIG_KEYS = {
     "quota": int,
     "propagation_seconds": float,
@@ -159,7 +159,7 @@ class Fault:
     """An injected failure for the next `count` requests of a route family."""
 
     route: str  # create|grant|mint|list|revoke|delete|workspaces|any
-    kind: str  # 429|500|reset|hang|html403|409|402
+    kind: str  # 429|500|reset|hang|html403|409|402|302
     count: int = 1
     reset: str = "iso"  # format of X-RateLimit-Reset on 429: "iso" or "epoch"
     after: bool = False  # True: perform the request, then lose its answer to the fault
@@ -379,6 +379,9 @@ def _fault_response(state: AtlassianState, fault: Fault, style: str, path: str) 
     if fault.kind == "html403":
         page = "<html><head><title>Log in</title></head><body>Single sign-on required</body></html>"
         return HTMLResponse(page, status_code=403)
+    if fault.kind == "302":  # a proxy or SSO gateway sending the client to a sign-in page
+        location = "https://id.atlassian.com/login?continue=%2Fadmin&ticket=sandbox-ticket"
+        return Response(status_code=302, headers={"Location": location})
     if fault.kind == "reset":
         return _DropConnection(status_code=500)
     if fault.kind == "hang":

@@ -29,21 +29,11 @@ from sandbox.slack_client import SlackSandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Fast timings: the same retry logic as production, in milliseconds instead of seconds.
-FAST_SETTINGS = {
-    "ATLASSIAN_RETRY_ATTEMPTS": "3",
-    "ATLASSIAN_RETRY_BASE_SECONDS": "0.05",
-    "ATLASSIAN_RETRY_MAX_SECONDS": "0.5",
-    "ATLASSIAN_PROPAGATION_BASE_SECONDS": "0.1",
-    "ATLASSIAN_PROPAGATION_ATTEMPTS": "6",
-    "ATLASSIAN_TIMEOUT_SECONDS": "2",
-    "SLACK_RETRY_MAX_WAIT_SECONDS": "2",
-    "WORKER_POLL_SECONDS": "0.2",
-    # Every logger at DEBUG, the ones that dump whole bodies (the token reply) included: the
-    # secret sweep then proves the masking, not merely that nothing was logged.
-    "LOG_LEVEL": "DEBUG",
-    "LOG_BODIES": "1",
-}
+# Bots run with the settings a user ships with: every timing, lease and retry setting at its
+# default (a test changes one only where that setting is what it tests). What is set here is
+# logging: every logger at DEBUG, the ones that dump whole bodies (the token reply) included,
+# so the secret sweep proves the masking, not merely that nothing was logged.
+SWEEP_LOGGING = {"LOG_LEVEL": "DEBUG", "LOG_BODIES": "1"}
 
 
 def _pg_admin_url() -> str | None:
@@ -173,14 +163,15 @@ def no_secret_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
 def bot_environment(
     sandbox: Sandbox, database_url: str, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
-    """This process's environment without our settings, plus the stand-ins' and fast timings."""
+    """This process's environment without our settings, plus the stand-ins' and the logging
+    the secret sweep needs; every other setting at its shipped default."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SABOT_", "ATLASSIAN_"))
     }
     return {
         **env,
         **sandbox.bot_env(),
-        **FAST_SETTINGS,
+        **SWEEP_LOGGING,
         "DATABASE_URL": database_url,
         **(extra or {}),
     }

@@ -83,5 +83,8 @@ class RecordingNotifier:
     async def tell(self, user_id: str, text: str) -> None:
         self.said.append(("tell", text))
 
+    async def tell_approvers(self, text: str) -> None:
+        self.said.append(("approvers", text))
+
     async def reply(self, target: ReplyTarget, text: str) -> None:
         self.said.append(("reply", text))

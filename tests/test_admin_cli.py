@@ -20,7 +20,7 @@ from typing import Any
 
 from sandbox.runner import Sandbox
 from sandbox.slack_client import SlackSandbox
-from tests.conftest import FAST_SETTINGS, BotProcess, dump_database, rows
+from tests.conftest import BotProcess, dump_database, rows
 from tests.test_end_to_end import (
     ALICE,
     APPROVALS,
@@ -57,7 +57,7 @@ def run_sabot(
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SABOT_", "ATLASSIAN_"))
     }
-    env.update({**FAST_SETTINGS, "LOG_LEVEL": "WARNING", "DATABASE_URL": database_url})
+    env.update({"LOG_LEVEL": "WARNING", "DATABASE_URL": database_url})
     env.update(settings)
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],

@@ -25,9 +25,10 @@ from typing import Any
 
 import pytest
 
+from bot.settings import Settings
 from sandbox.runner import Sandbox
 from sandbox.slack_client import SlackSandbox
-from tests.conftest import FAST_SETTINGS, BotProcess, rows, start_bot
+from tests.conftest import BotProcess, rows, start_bot
 from tests.reliability import engine_of, record
 from tests.test_admin_commands import ask, ephemeral_with
 from tests.test_end_to_end import (
@@ -47,7 +48,7 @@ from tests.test_end_to_end import (
 
 NAME = GOOD_FORM["name"]["value"]
 SCOPES = GOOD_FORM["scopes"]["value"]
-ATTEMPTS = int(FAST_SETTINGS["ATLASSIAN_RETRY_ATTEMPTS"])
+ATTEMPTS = Settings.model_fields["atlassian_retry_attempts"].default  # as shipped
 FINAL = ("active", "failed")  # where a request may rest; anything else after a fault is lost
 # Words that must never reach a person: a traceback, a raw page, a Python exception name.
 UNFIT = ("Traceback", "<html", "<body", "Error(", "Exception")
@@ -299,9 +300,10 @@ def test_transient_fault_still_ends_with_one_account_and_one_token(
 ) -> None:
     start(sandbox, database_url, tmp_path, scenario)
     approve(slack)
-    offer = reveal_offer(slack)  # waits for the "account ready" ephemeral with Reveal
+    # Shipped retry timings: a few retries with backoff take tens of seconds.
+    offer = reveal_offer(slack, timeout=90)  # the "account ready" ephemeral with Reveal
     click_reveal(slack, offer)
-    slack.wait_for(lambda: token_replies(slack), timeout=15, what="the token reply")
+    slack.wait_for(lambda: token_replies(slack), timeout=90, what="the token reply")
 
     measured = count(sandbox, database_url)
     record(
@@ -398,7 +400,7 @@ def test_permanent_fault_fails_the_request_clearly(
 ) -> None:
     start(sandbox, database_url, tmp_path, scenario)
     approve(slack)
-    card = wait_shown(slack, slack.dm_channel(ALICE), "provisioning failed", index=0)
+    card = wait_shown(slack, slack.dm_channel(ALICE), "provisioning failed", index=0, timeout=90)
     note = slack.wait_for(
         lambda: [n for n in thread_notes(slack) if "failed" in n], what="the approvers' note"
     )[0]
@@ -474,7 +476,7 @@ def test_permanent_mint_faults_are_told_and_a_later_reveal_works(
                 and len(found) >= n
                 and found
             ),
-            timeout=15,
+            timeout=90,  # the shipped backoff between mint tries: about 15 s for five
             what=f"reply {n} saying the token could not be revealed",
         )
 

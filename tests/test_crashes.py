@@ -1,5 +1,7 @@
 """SIGKILL right after each saga step, then a restart: one account, no live stray token, and
-the requester gets a working token."""
+the requester gets a working token. With the shipped settings (lease, retries, poll), the
+restarted process takes up the dead one's job within 30 s, and a click meanwhile is told the
+step is under way."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from tests.test_end_to_end import (
     ALICE,
     APPROVALS,
     BOB,
+    CAROL,
     GENERAL,
     approval_message,
     has_button,
@@ -31,14 +34,14 @@ from tests.test_end_to_end import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-RESTART = {"JOB_LEASE_SECONDS": "1"}  # a dead worker's job is taken again after a second
+RESUMED_WITHIN = 30.0  # seconds from the restart to the dead process's job done again
 
 
 def crashing_bot(
     sandbox: Sandbox, database_url: str, tmp_path: Path, target: str
 ) -> subprocess.Popen[bytes]:
     port = free_port()
-    env = bot_environment(sandbox, database_url, {**RESTART, "PYTHONPATH": str(ROOT)})
+    env = bot_environment(sandbox, database_url, {"PYTHONPATH": str(ROOT)})
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.crash_serve", target, "serve", "--port", str(port)],
         cwd=tmp_path,
@@ -65,7 +68,7 @@ def live_tokens(sandbox: Sandbox) -> list[str]:
 STEPS = {  # the function the process dies right after -> the saga step, as the report says
     "workflows.provisioning:_record_created": "account created",
     "workflows.provisioning:_ensure_granted": "access granted",
-    "workflows.reveal:_set_token": "Reveal clicked, token minted",
+    "workflows.reveal:_record_minted": "Reveal clicked, token minted",
     "bot.notifier:SlackNotifier.deliver_token": "token delivered",
 }
 
@@ -74,9 +77,29 @@ def eventually(slack: SlackSandbox, find: Callable[[], Any], what: str) -> Any:
     """What `find` returns once it is truthy, or None after the wait: a miss is measured (as
     data lost), not raised, so the outcome is recorded before the test asserts on it."""
     try:
-        return slack.wait_for(find, timeout=15, what=what)
+        return slack.wait_for(find, timeout=RESUMED_WITHIN + 15, what=what)
     except AssertionError:
         return None
+
+
+def told_in_progress(
+    slack: SlackSandbox, user: str, channel: str, message: dict[str, Any], action: str
+) -> str:
+    """Click `action` on `message` (as first shown) while the dead process's step waits to be
+    taken up: the answer the clicker gets."""
+    before = len(slack.calls("response_url"))
+    [value] = [
+        e["value"]
+        for b in message["blocks"]
+        for e in b.get("elements", [])
+        if isinstance(e, dict) and e.get("action_id") == action
+    ]
+    slack.click(user, channel, message["ts"], action, value=value, force=True)
+    [reply] = slack.wait_for(
+        lambda: [c for c in slack.calls("response_url")[before:] if c["args"].get("user") == user],
+        what=f"the answer to {action} while the step is under way",
+    )
+    return str(reply["args"].get("text"))
 
 
 def offers(slack: SlackSandbox) -> list[dict[str, Any]]:
@@ -99,7 +122,7 @@ def deliveries_of(slack: SlackSandbox, token: str) -> int:
 
 
 def measure_and_record(
-    sandbox: Sandbox, slack: SlackSandbox, database_url: str, target: str
+    sandbox: Sandbox, slack: SlackSandbox, database_url: str, target: str, resumed: float
 ) -> dict[str, int]:
     """Count, at the stand-ins and in the database, what the restart left; record it."""
     live = live_tokens(sandbox)
@@ -130,7 +153,8 @@ def measure_and_record(
         lost=found["lost"],
         note=f"{found['accounts']} live account(s); {found['tokens']} token(s) minted, "
         f"{found['live tokens']} live, {found['live tokens delivered']} of them delivered; "
-        f"request {', '.join(statuses) or 'missing'}",
+        f"request {', '.join(statuses) or 'missing'}; taken up {resumed:.1f} s after the "
+        "restart (shipped lease)",
     )
     return found
 
@@ -147,17 +171,24 @@ def test_crash_during_provisioning(
 ) -> None:
     crashing = crashing_bot(sandbox, database_url, tmp_path, target)
     submit_request(slack)
-    slack.click(BOB, APPROVALS, approval_message(slack)["ts"], "request_approve")
+    approval = approval_message(slack)
+    slack.click(BOB, APPROVALS, approval["ts"], "request_approve")
     assert crashing.wait(timeout=30) == -9  # killed at that step
-    bot = start_bot(sandbox, database_url, tmp_path / "after.log", extra_env=RESTART)
+    bot = start_bot(sandbox, database_url, tmp_path / "after.log")
+    restarted = time.monotonic()
     try:
+        # A click meanwhile is told the account is being made, not asked to click again.
+        late = told_in_progress(slack, CAROL, APPROVALS, approval, "request_approve")
         offer = eventually(slack, lambda: offers(slack), "the Reveal offer after the restart")
+        resumed = time.monotonic() - restarted
         if offer:
             slack.click(ALICE, GENERAL, offer[-1]["ts"], "token_reveal")
             eventually(slack, lambda: token_replies(slack), "the token after the restart")
-        found = measure_and_record(sandbox, slack, database_url, target)
+        found = measure_and_record(sandbox, slack, database_url, target, resumed)
         assert found["duplicates"] == 0 and found["lost"] == 0, found
         assert found["accounts"] == 1 and found["live tokens"] == 1
+        assert resumed < RESUMED_WITHIN
+        assert "already approved by <@U0BOB>" in late and "being made now" in late, late
     finally:
         bot.stop()
 
@@ -165,7 +196,7 @@ def test_crash_during_provisioning(
 @pytest.mark.parametrize(
     "target",
     [
-        "workflows.reveal:_set_token",  # minted, not delivered
+        "workflows.reveal:_record_minted",  # minted, not delivered
         "bot.notifier:SlackNotifier.deliver_token",  # delivered, not yet recorded
     ],
 )
@@ -178,8 +209,10 @@ def test_crash_during_reveal(
     offer = reveal_offer(slack)
     slack.click(ALICE, GENERAL, offer["ts"], "token_reveal")
     assert crashing.wait(timeout=30) == -9
-    bot = start_bot(sandbox, database_url, tmp_path / "after.log", extra_env=RESTART)
+    bot = start_bot(sandbox, database_url, tmp_path / "after.log")
+    restarted = time.monotonic()
     try:
+        late = told_in_progress(slack, ALICE, GENERAL, offer, "token_reveal")
         # The restarted worker revokes the token it cannot vouch for and delivers a new one.
         eventually(
             slack,
@@ -190,9 +223,12 @@ def test_crash_during_reveal(
             ),
             "a fresh token delivered, the old revoked",
         )
-        found = measure_and_record(sandbox, slack, database_url, target)
+        resumed = time.monotonic() - restarted
+        found = measure_and_record(sandbox, slack, database_url, target, resumed)
         assert found["duplicates"] == 0 and found["lost"] == 0, found
         assert found["tokens"] == 2 and found["live tokens"] == 1
+        assert resumed < RESUMED_WITHIN
+        assert "being made right now" in late, late
         [live] = live_tokens(sandbox)
         replies = [r for r in token_replies(slack) if live in json.dumps(r)]
         assert replies[0]["args"]["user"] == ALICE

@@ -25,6 +25,25 @@ GOOD_FORM = {
 }
 
 
+def markup(node: Any) -> list[str]:
+    """Every text in blocks that Slack parses as mrkdwn (mentions, links, formatting)."""
+    if isinstance(node, list):
+        return [t for item in node for t in markup(item)]
+    if not isinstance(node, dict):
+        return []
+    parsed = node.get("type") == "mrkdwn" and isinstance(node.get("text"), str)
+    return ([node["text"]] if parsed else []) + [t for v in node.values() for t in markup(v)]
+
+
+def plain_texts(blocks: list[dict[str, Any]]) -> list[str]:
+    """The texts of sections whose text is plain_text (shown exactly as written)."""
+    return [
+        b["text"]["text"]
+        for b in blocks
+        if b.get("type") == "section" and (b.get("text") or {}).get("type") == "plain_text"
+    ]
+
+
 def has_button(message: dict[str, Any], action_id: str) -> bool:
     return action_id in json.dumps(message.get("blocks") or [])
 
@@ -69,7 +88,9 @@ def card(slack: SlackSandbox, user: str = ALICE) -> dict[str, Any]:
     return slack.wait_for(lambda: slack.messages(dm), what="the requester's card")[-1]
 
 
-def wait_shown(slack: SlackSandbox, channel: str, text: str, index: int = -1) -> dict[str, Any]:
+def wait_shown(
+    slack: SlackSandbox, channel: str, text: str, index: int = -1, timeout: float = 10.0
+) -> dict[str, Any]:
     """Wait until a message in `channel` shows `text` now (not in an earlier version)."""
 
     def find() -> dict[str, Any] | None:
@@ -77,14 +98,16 @@ def wait_shown(slack: SlackSandbox, channel: str, text: str, index: int = -1) ->
         shown = messages[index] if messages else None
         return shown if shown and text in json.dumps(shown["blocks"]) else None
 
-    return slack.wait_for(find, what=f"a message in {channel} to show {text!r}")
+    return slack.wait_for(find, timeout=timeout, what=f"a message in {channel} to show {text!r}")
 
 
-def wait_card(slack: SlackSandbox, text: str, user: str = ALICE) -> dict[str, Any]:
-    return wait_shown(slack, slack.dm_channel(user), text)
+def wait_card(
+    slack: SlackSandbox, text: str, user: str = ALICE, timeout: float = 10.0
+) -> dict[str, Any]:
+    return wait_shown(slack, slack.dm_channel(user), text, timeout=timeout)
 
 
-def reveal_offer(slack: SlackSandbox) -> dict[str, Any]:
+def reveal_offer(slack: SlackSandbox, timeout: float = 10.0) -> dict[str, Any]:
     def find() -> dict[str, Any] | None:
         offers = [
             m
@@ -93,7 +116,7 @@ def reveal_offer(slack: SlackSandbox) -> dict[str, Any]:
         ]
         return offers[-1] if offers else None
 
-    return slack.wait_for(find, what="the ephemeral 'account ready' with Reveal")
+    return slack.wait_for(find, timeout=timeout, what="the ephemeral 'account ready' with Reveal")
 
 
 def token_replies(slack: SlackSandbox) -> list[dict[str, Any]]:
@@ -109,11 +132,13 @@ def test_whole_flow_token_only_in_the_ephemeral_reply(
     assert answer["status"] == 200
     assert "waiting for approval" in json.dumps(answer["view"])
 
-    # 3: the approvers see the request, with the justification escaped
+    # 3: the approvers see the request; the justification as plain text, which Slack shows as
+    # typed (no mention, no link), and nowhere in what Slack parses as mrkdwn
     message = approval_message(slack)
     posted = json.dumps(message)
     assert "ci-release-bot" in posted and "<@U0ALICE>" in posted
-    assert "<!channel>" not in posted and "&lt;!channel&gt;" in posted
+    assert "<!channel>" not in "\n".join([message["text"], *markup(message["blocks"])])
+    assert plain_texts(message["blocks"]) == [GOOD_FORM["justification"]["value"]]
     assert has_button(message, "request_approve") and has_button(message, "request_deny")
     assert "SA-1" in json.dumps(card(slack))
 

@@ -95,7 +95,8 @@ BROKEN = [
         ":7: products.jira.max_lifetime_days",
     ),
     ("no approvers", "approval_channel: C0APPROVALS\n", "approvers: Field required"),
-    ("not YAML", MINIMAL + "quorum: [1\n", ":6: not valid YAML"),
+    # the line where the broken construct began, then where parsing gave up
+    ("not YAML", MINIMAL + "quorum: [1\n", ":5: not valid YAML: while parsing a flow sequence"),
     ("empty", "", "the policy must be a mapping"),
 ]
 

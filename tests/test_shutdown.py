@@ -54,7 +54,9 @@ def finish_after_restart(
 ) -> BotProcess:
     sandbox.atlassian.answer_delay_seconds = 0
     bot = start_bot(sandbox, database_url, log)
-    slack.click(ALICE, GENERAL, reveal_offer(slack)["ts"], "token_reveal")
+    # A create cut off mid-call may still land: the restart looks for its account until that
+    # call's answer could no longer come (ATLASSIAN_TIMEOUT_SECONDS, 15 s, and a margin).
+    slack.click(ALICE, GENERAL, reveal_offer(slack, timeout=45)["ts"], "token_reveal")
     slack.wait_for(lambda: token_replies(slack), what="the token after the restart")
     return bot
 

@@ -17,7 +17,8 @@ from sqlalchemy.types import String
 from sqlmodel import col
 
 from workflows import audit, jobs
-from workflows.errors import Conflict, NotAllowed, NotFound
+from workflows.db import rowcount
+from workflows.errors import Conflict, NotAllowed, NotFound, UserError
 from workflows.models import (
     ApiToken,
     AuditEvent,
@@ -26,14 +27,16 @@ from workflows.models import (
     UTCDateTime,
 )
 from workflows.ports import RequestSnapshot
-from workflows.requests import refuse, snapshot, transition
+from workflows.requests import locked_request, refuse, snapshot, transition
+from workflows.reveal import token_lifetime
 from workflows.runtime import Runtime
-from workflows.states import Event, RequestStatus
+from workflows.states import Event, RequestStatus, RevealStatus, TokenState
+from workflows.validation import SHORT_ID
 
 S = RequestStatus
 LISTED = (S.ACTIVE, S.REVOKED, S.DELETED, S.FAILED)  # an account exists, or did
 PAGE_SIZE = 20
-LIVE_TOKEN = "delivered"
+LIVE_TOKEN = TokenState.DELIVERED
 
 
 @dataclass(frozen=True)
@@ -171,44 +174,82 @@ async def list_accounts(
     return AccountPage(rows, start, total)
 
 
-async def find(session: AsyncSession, name: str) -> tuple[ServiceAccountRequest, ServiceAccount]:
-    """The account of that name: the live one, else the most recent deleted one."""
+class Ambiguous(UserError):
+    """A name several accounts share: the person must say which, by its request id."""
+
+
+async def find(session: AsyncSession, ref: str) -> tuple[ServiceAccountRequest, ServiceAccount]:
+    """The account `ref` names: a request id (`SA-12`), or a name that only one account that
+    exists (or may exist) at Atlassian has; else the newest of that name (deleted, or failed
+    before anything was made). A name two such accounts share is refused, naming both."""
     r, a = ServiceAccountRequest, ServiceAccount
-    found = (
-        await session.execute(
-            select(r, a)
-            .join(a, col(a.request_id) == col(r.id))
-            .where(col(r.name) == name)
-            .order_by((col(r.status) == S.DELETED.value), col(r.id).desc())
-            .limit(1)
+    joined = select(r, a).join(a, col(a.request_id) == col(r.id))
+    short = SHORT_ID.fullmatch(ref.strip())
+    if short:
+        found = (await session.execute(joined.where(col(r.id) == int(short.group(1))))).first()
+        if found is None:
+            raise NotFound(f"There is no service account {ref.strip().upper()}.")
+        return found[0], found[1]
+    candidates = [
+        (row[0], row[1])
+        for row in (
+            await session.execute(joined.where(col(r.name) == ref).order_by(col(r.id).desc()))
+        ).all()
+    ]
+    if not candidates:
+        raise NotFound(f"There is no service account named {ref}.")
+    held = [(req, acc) for req, acc in candidates if _may_exist(req, acc)]
+    if len(held) > 1:
+        which = "; ".join(
+            f"{req.short_id} ({req.status}, owner <@{acc.owner_id}>)" for req, acc in held
         )
-    ).first()
-    if found is None:
-        raise NotFound(f"There is no service account named {name}.")
-    return found[0], found[1]
+        raise Ambiguous(
+            f"{len(held)} accounts are named `{ref}`: {which}. "
+            f"Say which one by its id, for example `{held[-1][0].short_id}`."
+        )
+    return held[0] if held else candidates[0]
+
+
+def _may_exist(request: ServiceAccountRequest, account: ServiceAccount) -> bool:
+    """Whether an account of this request exists at Atlassian, or may (a failed request's
+    create may have happened): such accounts must stay reachable by name."""
+    if request.status == S.DELETED:
+        return False
+    if request.status == S.FAILED:
+        return account.create_started_at is not None or account.atlassian_account_id is not None
+    return True
 
 
 async def _owned(
-    runtime: Runtime, name: str, user: str, action: str, *, admin_only: bool = False
+    runtime: Runtime, ref: str, user: str, action: str, *, admin_only: bool = False
 ) -> tuple[ServiceAccountRequest, ServiceAccount, bool]:
     """The account, if `user` owns it (unless admin_only) or is an admin; else refused."""
-    async with runtime.db.transaction() as session:
-        request, account = await find(session, name)
+    async with runtime.db.reading() as session:
+        request, account = await find(session, ref)
     admin = await runtime.policy.is_admin(user)
     if admin or (not admin_only and user == account.owner_id):
         return request, account, admin
     await refuse(runtime, request, user, f"{action}_refused", "not owner or admin")
     who = "an admin" if admin_only else "its owner or an admin"
-    raise NotAllowed(f"Only {who} can {action} {name}.")
+    raise NotAllowed(f"Only {who} can {action} {request.name} ({request.short_id}).")
 
 
-async def check_allowed(runtime: Runtime, name: str, user: str, action: str) -> None:
+async def check_allowed(runtime: Runtime, ref: str, user: str, action: str) -> AccountRow:
     """Before asking "are you sure?": the account exists and `user` may `action` it."""
-    await _owned(runtime, name, user, action, admin_only=action == "delete")
+    request, account, _ = await _owned(runtime, ref, user, action, admin_only=action == "delete")
+    return AccountRow(
+        request.id or 0,
+        request.name,
+        account.owner_id,
+        list(request.products),
+        request.status,
+        None,
+        account.orphaned_at is not None,
+    )
 
 
-async def details(runtime: Runtime, name: str, viewer: str) -> AccountDetails:
-    request, account, _ = await _owned(runtime, name, viewer, "see")
+async def details(runtime: Runtime, ref: str, viewer: str) -> AccountDetails:
+    request, account, _ = await _owned(runtime, ref, viewer, "see")
     assert request.id is not None
     async with runtime.db.transaction() as session:
         tokens = (
@@ -245,13 +286,16 @@ class Rotation:
     old_tokens: int
 
 
-async def rotate(runtime: Runtime, name: str, user: str, *, revoke_now: bool = False) -> Rotation:
-    """Offer the owner a new token (Reveal); the old ones are revoked after the grace period."""
-    request, account, _ = await _owned(runtime, name, user, "rotate")
+async def rotate(runtime: Runtime, ref: str, user: str, *, revoke_now: bool = False) -> Rotation:
+    """Offer the owner a new token (Reveal); the old ones are revoked after the grace period.
+    Today's policy applies to the new token (reveal.token_lifetime), and an admin's revoke is
+    undone only by an admin."""
+    request, account, admin = await _owned(runtime, ref, user, "rotate")
+    await token_lifetime(runtime, request, account)
     now = runtime.clock()
     revoke_after = now if revoke_now else now + runtime.policy.rules.lifecycle.rotation_grace
     async with runtime.db.transaction() as session:
-        await _reopen_reveal(session, request, account, now)
+        restored = await _reopen_reveal(session, request.id or 0, user, admin, now)
         old = await _schedule_revocations(session, account, revoke_after, now)
         audit.record(
             session,
@@ -264,27 +308,84 @@ async def rotate(runtime: Runtime, name: str, user: str, *, revoke_now: bool = F
         )
         jobs.enqueue(session, "refresh", now=now, request_id=request.id)
         jobs.enqueue(session, "offer_token", now=now, request_id=request.id)
+        if restored is not None:
+            jobs.enqueue(
+                session,
+                "tell_approvers",
+                now=now,
+                request_id=request.id,
+                payload={"text": restored},
+            )
     runtime.jobs_queued()
-    return Rotation(request.id or 0, name, account.owner_id, revoke_after, old)
+    return Rotation(request.id or 0, request.name, account.owner_id, revoke_after, old)
 
 
 async def _reopen_reveal(
-    session: AsyncSession, request: ServiceAccountRequest, account: ServiceAccount, now: datetime
-) -> None:
-    assert request.id is not None
+    session: AsyncSession, request_id: int, user: str, admin: bool, now: datetime
+) -> str | None:
+    """Open Reveal for a new token, deciding on the request as it is now (its row locked, as a
+    revoke locks it). A revoked account is restored first; what the approvers are told of
+    that, when an admin had revoked it, is returned."""
+    request = await locked_request(session, request_id)
+    account = (
+        await session.execute(
+            select(ServiceAccount)
+            .where(col(ServiceAccount.request_id) == request_id)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    restored = None
     if request.status == S.REVOKED:
-        await transition(session, request.id, Event.REACTIVATE, now)
+        restored = await _restore(session, request, account, user, admin, now)
     elif request.status != S.ACTIVE:
-        raise Conflict(f"{request.name} is {request.status}: it cannot get a new token.")
+        raise Conflict(
+            f"{request.name} ({request.short_id}) is {request.status}: it cannot get a new token."
+        )
     reopened = await session.execute(
         update(ServiceAccount)
         .where(
-            col(ServiceAccount.id) == account.id, col(ServiceAccount.reveal_status) != "revealing"
+            col(ServiceAccount.id) == account.id,
+            col(ServiceAccount.reveal_status) != RevealStatus.REVEALING,
         )
-        .values(reveal_status="ready")
+        .values(reveal_status=RevealStatus.READY)
     )
-    if not getattr(reopened, "rowcount", 0):
+    if not rowcount(reopened):
         raise Conflict("A token is being revealed right now; try again in a moment.")
+    return restored
+
+
+async def _restore(
+    session: AsyncSession,
+    request: ServiceAccountRequest,
+    account: ServiceAccount,
+    user: str,
+    admin: bool,
+    now: datetime,
+) -> str | None:
+    """Reactivate a revoked account. An admin's revoke is not the owner's to undo."""
+    by_admin = account.revoked_by_admin
+    if by_admin and not admin:
+        raise NotAllowed(
+            f"`{request.name}` ({request.short_id}) was revoked by an admin, "
+            f"<@{account.revoked_by}>; only an admin can give it a new token."
+        )
+    await transition(session, request.id or 0, Event.REACTIVATE, now)
+    audit.record(
+        session,
+        at=now,
+        actor=user,
+        action="account_reactivated",
+        request_id=request.id,
+        revoked_by=account.revoked_by,
+        revoked_by_admin=by_admin,
+    )
+    if not by_admin:
+        return None
+    return (
+        f":unlock: <@{user}> restored `{request.name}` ({request.short_id}), whose tokens the "
+        f"admin <@{account.revoked_by}> had revoked; a new token goes to its owner, "
+        f"<@{account.owner_id}>."
+    )
 
 
 async def _schedule_revocations(
@@ -319,29 +420,31 @@ async def _schedule_revocations(
     return len(live)
 
 
-async def revoke_all(runtime: Runtime, name: str, user: str) -> ServiceAccountRequest:
+async def revoke_all(runtime: Runtime, ref: str, user: str) -> ServiceAccountRequest:
     """Every token of the account is revoked; the account stays (a new token reactivates it)."""
-    request, _, _ = await _owned(runtime, name, user, "revoke")
+    request, account, admin = await _owned(runtime, ref, user, "revoke")
     return await _retire(
         runtime,
         request,
         user,
         Event.REVOKE,
         "revoke_all",
-        f"{name} is {request.status}: there are no tokens to revoke.",
+        f"{request.name} ({request.short_id}) is {request.status}: there are no tokens to revoke.",
+        as_admin=admin and user != account.owner_id,
     )
 
 
-async def delete(runtime: Runtime, name: str, user: str) -> ServiceAccountRequest:
+async def delete(runtime: Runtime, ref: str, user: str) -> ServiceAccountRequest:
     """Admins only: revoke the tokens and delete the account at Atlassian (kept 14 days)."""
-    request, _, _ = await _owned(runtime, name, user, "delete", admin_only=True)
+    request, _, _ = await _owned(runtime, ref, user, "delete", admin_only=True)
     return await _retire(
         runtime,
         request,
         user,
         Event.DELETE,
         "delete_account",
-        f"{name} is {request.status}: it cannot be deleted.",
+        f"{request.name} ({request.short_id}) is {request.status}: it cannot be deleted.",
+        as_admin=True,
     )
 
 
@@ -352,8 +455,11 @@ async def _retire(
     event: Event,
     job: str,
     refusal: str,
+    *,
+    as_admin: bool,
 ) -> ServiceAccountRequest:
-    """Move the request on, lock Reveal, and leave the Atlassian work to a job."""
+    """Move the request on, lock Reveal, and leave the Atlassian work to a job. A mint in
+    flight is marked unwanted in the same transaction: when it lands, it is revoked."""
     now = runtime.clock()
     async with runtime.db.transaction() as session:
         assert request.id is not None
@@ -362,7 +468,18 @@ async def _retire(
         await session.execute(
             update(ServiceAccount)
             .where(col(ServiceAccount.request_id) == request.id)
-            .values(reveal_status="locked")
+            .values(reveal_status=RevealStatus.LOCKED, revoked_by=user, revoked_by_admin=as_admin)
+        )
+        await session.execute(
+            update(ApiToken)
+            .where(
+                col(ApiToken.account_id)
+                == select(col(ServiceAccount.id))
+                .where(col(ServiceAccount.request_id) == request.id)
+                .scalar_subquery(),
+                col(ApiToken.state) == TokenState.MINTING,
+            )
+            .values(state=TokenState.UNWANTED)
         )
         audit.record(
             session, at=now, actor=user, action=f"{event.value}_requested", request_id=request.id
@@ -373,19 +490,27 @@ async def _retire(
     return request
 
 
-async def reassign(runtime: Runtime, name: str, admin: str, new_owner: str) -> None:
-    """Admins only: a new owner for an account (e.g. its owner left); the history stays."""
-    request, account, _ = await _owned(runtime, name, admin, "reassign", admin_only=True)
+async def reassign(runtime: Runtime, ref: str, admin: str, new_owner: str) -> None:
+    """Admins only, while the account is orphaned (its owner left): a new owner; the history
+    stays and the approvers are told."""
+    request, account, _ = await _owned(runtime, ref, admin, "reassign", admin_only=True)
     if new_owner == account.owner_id:
-        raise Conflict(f"<@{new_owner}> already owns {name}.")
+        raise Conflict(f"<@{new_owner}> already owns {request.name} ({request.short_id}).")
     now = runtime.clock()
     async with runtime.db.transaction() as session:
-        await session.execute(
+        moved = await session.execute(
             update(ServiceAccount)
-            .where(col(ServiceAccount.id) == account.id)
+            .where(
+                col(ServiceAccount.id) == account.id, col(ServiceAccount.orphaned_at).isnot(None)
+            )
             .values(owner_id=new_owner, orphaned_at=None)
         )
-        # The requester is who may reveal and whose card follows the account.
+        if not rowcount(moved):
+            raise Conflict(
+                f"{request.name} ({request.short_id}) is not orphaned now (its owner is "
+                f"<@{account.owner_id}>): this Reassign button is out of date."
+            )
+        # The requester is whose card follows the account.
         await session.execute(
             update(ServiceAccountRequest)
             .where(col(ServiceAccountRequest.id) == request.id)
@@ -401,4 +526,11 @@ async def reassign(runtime: Runtime, name: str, admin: str, new_owner: str) -> N
             owner=new_owner,
         )
         jobs.enqueue(session, "refresh", now=now, request_id=request.id)
+        text = (
+            f":busts_in_silhouette: <@{admin}> reassigned `{request.name}` ({request.short_id}) "
+            f"from <@{account.owner_id}>, who left, to <@{new_owner}>."
+        )
+        jobs.enqueue(
+            session, "tell_approvers", now=now, request_id=request.id, payload={"text": text}
+        )
     runtime.jobs_queued()

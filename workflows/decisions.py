@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -31,15 +31,21 @@ OUTCOME_WORDS = {
     S.EXPIRED: "expired",
     S.SUBMITTED: "not yet announced",
 }
+# What a late click is told is under way, so nobody clicks again to hurry it.
+IN_PROGRESS = {
+    S.APPROVED: " Its account is being made now.",
+    S.PROVISIONING: " Its account is being made now.",
+}
 
 
 async def ensure_may_decide(
     runtime: Runtime, request_id: int, user_id: str, verdict: str
-) -> ServiceAccountRequest:
-    """The request, if `user_id` may decide on it now; else an audited NotAllowed.
+) -> tuple[ServiceAccountRequest, frozenset[str]]:
+    """The request and who may approve it now, if `user_id` is one of them; else an audited
+    NotAllowed.
 
     Group membership is looked up afresh: someone removed from a group since the request was
-    made cannot approve it.
+    made cannot approve it, and their earlier approval stops counting.
     """
     async with runtime.db.reading() as session:
         request = await load_request(session, request_id)
@@ -52,7 +58,7 @@ async def ensure_may_decide(
             request.requester_id, request.products, request.scopes, fresh=True
         )
         if user_id in allowed.approvers:
-            return request
+            return request, allowed.approvers
         why = "you are not an approver for this request"
     await refuse(runtime, request, user_id, "decision_refused", why, verdict=verdict)
     raise NotAllowed(f"Sorry, {why}.")
@@ -67,10 +73,12 @@ async def decide(
     conditional update, the request row is locked while verdicts are counted, and decision rows
     are unique per approver.
     """
-    request = await ensure_may_decide(runtime, request_id, approver_id, verdict)
+    request, eligible = await ensure_may_decide(runtime, request_id, approver_id, verdict)
     try:
         async with runtime.db.transaction() as session:
-            status = await _record(session, request, approver_id, verdict, reason, runtime.clock())
+            status = await _record(
+                session, request, approver_id, verdict, reason, runtime.clock(), eligible
+            )
     except IntegrityError:
         raise Conflict("You have already decided on this request.") from None
     runtime.jobs_queued()
@@ -96,7 +104,9 @@ async def break_glass(runtime: Runtime, request_id: int, user_id: str, reason: s
     if not reason.strip():
         raise UserError("Say why this cannot wait for an approver.")
     async with runtime.db.transaction() as session:
-        await _record(session, request, user_id, BREAK_GLASS, reason.strip(), runtime.clock())
+        await _record(
+            session, request, user_id, BREAK_GLASS, reason.strip(), runtime.clock(), frozenset()
+        )
     runtime.jobs_queued()
 
 
@@ -107,6 +117,7 @@ async def _record(
     verdict: str,
     reason: str | None,
     now: datetime,
+    eligible: frozenset[str],
 ) -> RequestStatus:
     assert request.id is not None
     await _lock_pending(session, request.id)
@@ -127,7 +138,7 @@ async def _record(
         outcome = RequestStatus.DENIED
     elif (
         verdict == BREAK_GLASS
-        or await _approvals(session, request.id) >= request.required_approvals
+        or await _approvals(session, request.id, eligible, now) >= request.required_approvals
     ):
         await transition(session, request.id, Event.APPROVE, now, decided_by=approver_id)
         outcome = RequestStatus.APPROVED
@@ -163,13 +174,38 @@ async def _lock_pending(session: AsyncSession, request_id: int) -> None:
         request = await load_request(session, request_id)
         who = f" by <@{request.decided_by}>" if request.decided_by else ""
         outcome = OUTCOME_WORDS.get(RequestStatus(request.status), request.status)
-        raise Conflict(f"{request.short_id} was already {outcome}{who}.")
+        busy = IN_PROGRESS.get(RequestStatus(request.status), "")
+        raise Conflict(f"{request.short_id} was already {outcome}{who}.{busy}")
 
 
-async def _approvals(session: AsyncSession, request_id: int) -> int:
-    query = (
-        select(func.count())
-        .select_from(Decision)
-        .where(col(Decision.request_id) == request_id, col(Decision.verdict) == APPROVE)
+async def _approvals(
+    session: AsyncSession, request_id: int, eligible: frozenset[str], now: datetime
+) -> int:
+    """Approvals from people who may approve the request at this moment. An approval of
+    someone who is no longer an approver stops counting (and is marked so, for the card and
+    the trail); it counts again if they are made an approver again."""
+    rows = (
+        (
+            await session.execute(
+                select(Decision).where(
+                    col(Decision.request_id) == request_id, col(Decision.verdict) == APPROVE
+                )
+            )
+        )
+        .scalars()
+        .all()
     )
-    return int((await session.execute(query)).scalar_one())
+    for decision in rows:
+        counts = decision.approver_id in eligible
+        if counts != decision.counts:
+            decision.counts = counts
+            audit.record(
+                session,
+                at=now,
+                actor="sabot",
+                action="approval_counted" if counts else "approval_discounted",
+                request_id=request_id,
+                approver=decision.approver_id,
+                why="an approver again" if counts else "no longer an approver for this request",
+            )
+    return sum(1 for decision in rows if decision.counts)

@@ -15,6 +15,7 @@ def job_handlers(runtime: Runtime) -> dict[str, Handler]:
         "refresh": messages.refresh,
         "thread_note": messages.note_in_thread,
         "tell_requester": messages.tell_requester,
+        "tell_approvers": messages.tell_approvers,
         "notify_ready": messages.notify_ready,
         "break_glass_alert": messages.break_glass_alert,
         "provision": provisioning.provision,

@@ -1,8 +1,9 @@
 """A job queue in the database: work that must survive a crash and run once across replicas.
 
 A worker claims a job with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's write lock
-serialises claims). A worker that dies leaves its lease to run out, and another worker takes the
-job again, which is why every handler is idempotent.
+serialises claims). The lease is short and renewed every third of it while the job runs, so a
+worker that dies (SIGKILL, a lost node) leaves its jobs to another within seconds; a job may
+therefore run twice, which is why every handler is idempotent.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class Worker:
         *,
         concurrency: int = 4,
         poll_interval: float = 1.0,
-        lease: timedelta = timedelta(minutes=5),
+        lease: timedelta = timedelta(seconds=15),
         max_attempts: int = 8,
         give_up: Mapping[str, GiveUp] | None = None,
         periodic: Callable[[datetime], Awaitable[object]] | None = None,

@@ -8,13 +8,15 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from workflows import audit, jobs
+from workflows import audit, jobs, provisioning
 from workflows.models import ApiToken, Job, ServiceAccount
 from workflows.policy import Policy
-from workflows.requests import snapshot
+from workflows.requests import load_request, snapshot
 from workflows.runtime import Runtime
+from workflows.states import UNDELIVERED, TokenState
 
-UNREVOKED = ("minting", "minted", "delivered")
+UNREVOKED = (*UNDELIVERED, TokenState.DELIVERED)
+IN_FLIGHT = (TokenState.MINTING, TokenState.UNWANTED)
 
 
 async def _account(runtime: Runtime, request_id: int | None) -> ServiceAccount:
@@ -72,8 +74,13 @@ async def revoke_token(runtime: Runtime, job: Job) -> None:
 
 
 async def _revoke_everything(runtime: Runtime, account: ServiceAccount, why: str) -> None:
+    """Every token live at Atlassian now is revoked. A mint still in flight (its row unwanted
+    since the revoke) may land after the list was read: that reveal revokes it when its answer
+    comes, or the reveal job's next run does, so its row is left to it."""
+    seen: set[str] = set()
     if account.atlassian_account_id:
-        await runtime.atlassian.revoke_all_tokens(account.atlassian_account_id)
+        revoked = await runtime.atlassian.revoke_all_tokens(account.atlassian_account_id)
+        seen = {t.label for t in revoked}
     async with runtime.db.transaction() as session:
         tokens = (
             (
@@ -87,6 +94,8 @@ async def _revoke_everything(runtime: Runtime, account: ServiceAccount, why: str
             .all()
         )
     for token in tokens:
+        if token.state in IN_FLIGHT and token.label not in seen:
+            continue
         await _mark(runtime, token, "revoked", "token_revoked", why=why)
 
 
@@ -96,6 +105,12 @@ async def revoke_all(runtime: Runtime, job: Job) -> None:
 
 async def delete_account(runtime: Runtime, job: Job) -> None:
     account = await _account(runtime, job.request_id)
+    if account.atlassian_account_id is None and account.create_started_at is not None:
+        # A failed request whose create may have happened without an answer: find that
+        # account by the request's marker, so deleting the request deletes it too.
+        async with runtime.db.reading() as session:
+            request = await load_request(session, account.request_id)
+        await provisioning.adopt(runtime, account, provisioning.description(request, account))
     await _revoke_everything(runtime, account, "account deleted")
     route = "none (never created)"
     if account.atlassian_id and account.atlassian_account_id:

@@ -113,6 +113,12 @@ async def tell_requester(runtime: Runtime, job: Job) -> None:
     await runtime.notifier.tell(request.requester_id, str(job.payload["text"]))
 
 
+async def tell_approvers(runtime: Runtime, job: Job) -> None:
+    """A change the approvers must know of (an admin's revoke undone, an owner reassigned):
+    a message of its own in their channel."""
+    await runtime.notifier.tell_approvers(str(job.payload["text"]))
+
+
 async def notify_ready(runtime: Runtime, job: Job) -> None:
     assert job.request_id is not None
     await runtime.notifier.tell_account_ready(await snapshot(runtime, job.request_id))

@@ -99,6 +99,10 @@ class ServiceAccount(SQLModel, table=True):
     revealed_at: datetime | None = utc_column(nullable=True)
     # Set when the owner's Slack account is found deactivated: admins must reassign or revoke.
     orphaned_at: datetime | None = utc_column(nullable=True)
+    # Who revoked its tokens last, and whether as an admin: an admin's revoke is not the
+    # owner's to undo.
+    revoked_by: str | None = Field(default=None, max_length=32)
+    revoked_by_admin: bool = False
     created_at: datetime = utc_column()
 
 
@@ -132,6 +136,9 @@ class Decision(SQLModel, table=True):
     approver_id: str = Field(max_length=32)
     verdict: str = Field(max_length=12)  # approve | deny | break_glass
     reason: str | None = Field(default=None, max_length=500)
+    # Whether this approval counted when the quorum was last evaluated: an approver removed
+    # from the approvers since no longer counts (and counts again if added back).
+    counts: bool = True
     created_at: datetime = utc_column()
 
 

@@ -20,6 +20,7 @@ from workflows.catalog import (
     Product,
     scopes_for,
 )
+from workflows.errors import NotAllowed
 
 USER_ID = r"^[UW][A-Z0-9]{2,}$"
 GROUP_ID = r"^S[A-Z0-9]{2,}$"
@@ -35,15 +36,19 @@ GroupId = Annotated[str, Field(pattern=GROUP_ID)]
 
 
 def parse_duration(value: Any) -> timedelta:
-    """`90s`, `15m`, `4h`, `7d` (or a number of seconds)."""
+    """`90s`, `15m`, `4h`, `7d` (or a number of seconds); never negative."""
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    match = DURATION.match(str(value))
-    if not match:
-        raise ValueError("a duration such as 90s, 15m, 4h or 7d")
-    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+        moment = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        moment = timedelta(seconds=value)
+    else:
+        match = DURATION.match(str(value))
+        if not match:
+            raise ValueError("a duration such as 90s, 15m, 4h or 7d")
+        moment = timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+    if moment < timedelta(0):
+        raise ValueError("a duration cannot be negative")
+    return moment
 
 
 Duration = Annotated[timedelta, Field(json_schema_extra={"format": "duration"})]
@@ -73,6 +78,16 @@ class Quorum(Strict):
     default: int = Field(default=1, ge=1, le=10)
     write: int | None = Field(default=None, ge=1, le=10)  # when any write scope is asked for
 
+    @model_validator(mode="after")
+    def _write_at_least_default(self) -> Quorum:
+        # Write scopes are the riskier ones: fewer approvals for them would be a trap.
+        if self.write is not None and self.write < self.default:
+            raise ValueError(
+                f"quorum.write: {self.write} is below quorum.default ({self.default}); "
+                "write scopes need at least as many approvals"
+            )
+        return self
+
 
 class ProductOffer(Strict):
     scopes: list[str] | None = None  # None: the product's classic scopes
@@ -80,9 +95,16 @@ class ProductOffer(Strict):
 
 
 class Names(Strict):
-    pattern: str = r"^[a-z0-9-]{3,40}$"
+    pattern: str = r"^[a-z0-9][a-z0-9-]{2,39}$"
     prefix: str = ""
     suffix: str = ""
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_starts_a_name(cls, value: str) -> str:
+        if value and not re.match(r"^[a-z0-9][a-z0-9-]*$", value):
+            raise ValueError("a prefix is lower-case letters, digits and dashes, and starts a name")
+        return value
 
     @field_validator("pattern")
     @classmethod
@@ -119,7 +141,9 @@ class BreakGlass(Strict):
 
 
 class Lifecycle(Strict):
-    warn_days_before_expiry: list[int] = Field(default_factory=lambda: [14, 3, 1])
+    warn_days_before_expiry: list[Annotated[int, Field(ge=1, le=MAX_LIFETIME_DAYS)]] = Field(
+        default_factory=lambda: [14, 3, 1]
+    )
     rotation_grace: Duration = timedelta(hours=24)
 
     @field_validator("rotation_grace", mode="before")
@@ -211,7 +235,9 @@ class Offer:
         return str(Names.model_fields["pattern"].default)
 
     def name_hint(self) -> str:
-        parts = ["Use 3 to 40 lower-case letters, digits and dashes"]
+        parts = [
+            "Use 3 to 40 lower-case letters, digits and dashes, starting with a letter or digit"
+        ]
         if self.names.prefix:
             parts.append(f"starting with `{self.names.prefix}`")
         if self.names.suffix:
@@ -306,3 +332,35 @@ class Policy:
 
     async def is_admin(self, user: str) -> bool:
         return user in await self.people(self.rules.admins)
+
+    async def token_lifetime(
+        self, owner: str, products: list[str], scopes: list[str], lifetime_days: int
+    ) -> int:
+        """The lifetime in days a new token of an existing account gets under today's policy.
+
+        An account was approved under the policy of its day; every token minted later meets
+        today's: its owner must still be allowed to hold one, every scope must still be offered,
+        and the lifetime is capped at today's maximum. NotAllowed says what no longer holds.
+        """
+        if not await self.may_request(owner):
+            raise NotAllowed(
+                f"the policy no longer lets <@{owner}> hold service accounts; "
+                "an admin can reassign the account or revoke it"
+            )
+        offer = self.offer
+        offered = {p.value: p for p in offer.scopes}
+        gone = [p for p in products if p not in offered]
+        if gone:
+            raise NotAllowed(
+                f"the policy no longer offers {', '.join(gone)}; ask for a new account "
+                "with what is offered today"
+            )
+        chosen = [offered[p] for p in products]
+        allowed = {scope for product in chosen for scope in offer.scopes[product]}
+        withdrawn = [s for s in scopes if s not in allowed]
+        if withdrawn:
+            raise NotAllowed(
+                f"the policy no longer allows the scope{'s' if len(withdrawn) > 1 else ''} "
+                f"{', '.join(withdrawn)}; ask for a new account with the scopes offered today"
+            )
+        return min([lifetime_days, *(offer.max_lifetime_days[p] for p in chosen)])

@@ -34,6 +34,44 @@ def _key_lines(node: yaml.Node, path: Location = ()) -> dict[Location, int]:
     return lines
 
 
+def _duplicate_keys(path: Path, node: yaml.Node | None) -> list[str]:
+    """Every key given twice in one mapping: YAML keeps the later silently, so a rule written
+    twice (an approvers list, a quorum) would lose one of its copies unseen."""
+    found: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key, value in node.value:
+            line = key.start_mark.line + 1
+            name = str(key.value)
+            if name in first:
+                found.append(
+                    f"{path}:{line}: duplicate key {name!r} (first at line {first[name]}); "
+                    "YAML would keep only this one"
+                )
+            else:
+                first[name] = line
+            found += _duplicate_keys(path, value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found += _duplicate_keys(path, item)
+    return found
+
+
+def _syntax_error(path: Path, error: yaml.YAMLError) -> str:
+    """Where the broken construct began (PyYAML's context mark) as the line to look at, and
+    where parsing gave up."""
+    problem = getattr(error, "problem", None) or str(error)
+    mark, context = getattr(error, "problem_mark", None), getattr(error, "context_mark", None)
+    if context is not None:
+        gave_up = f" at line {mark.line + 1}" if mark is not None else ""
+        return (
+            f"{path}:{context.line + 1}: not valid YAML: {getattr(error, 'context', '')} "
+            f"that begins here: {problem}{gave_up}"
+        )
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    return f"{where}: not valid YAML: {problem}"
+
+
 def _line_of(location: Location, lines: dict[Location, int]) -> int | None:
     for end in range(len(location), 0, -1):
         if location[:end] in lines:
@@ -47,9 +85,10 @@ def _describe(error: Any) -> tuple[Location, str]:
     if error["type"] == "extra_forbidden":
         return location, f"unknown key {location[-1]!r} (a typo would silently drop a rule)"
     named = re.match(r"^([\w.]+): (.*)$", message)  # model checks name their own path
-    if not location and named:
-        location = tuple(named.group(1).split("."))
-        message = named.group(2)
+    if named:
+        path = tuple(named.group(1).split("."))
+        if path[: len(location)] == tuple(str(part) for part in location):
+            location, message = path, named.group(2)
     return location, message
 
 
@@ -75,13 +114,15 @@ def load_policy(path: Path | str) -> PolicyFile:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise PolicyError(f"{where}: not valid YAML: {getattr(error, 'problem', error)}") from None
+        raise PolicyError(_syntax_error(path, error)) from None
+    problems = _duplicate_keys(path, node)
     if not isinstance(data, dict):
         raise PolicyError(f"{path}: the policy must be a mapping of keys (it is empty or a list)")
     try:
-        return PolicyFile.model_validate(data)
+        rules = PolicyFile.model_validate(data)
     except ValidationError as error:
         lines = _key_lines(node) if node is not None else {}
-        raise PolicyError("\n".join(_problems(path, error, lines))) from None
+        problems += _problems(path, error, lines)
+    if problems:
+        raise PolicyError("\n".join(problems))
+    return rules

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlmodel import col
@@ -22,6 +23,9 @@ from workflows.runtime import Runtime
 from workflows.states import Event, RequestStatus
 
 log = logging.getLogger(__name__)
+
+# How long after a create's answer window Atlassian may still be listing the account it made.
+CREATE_SETTLE = timedelta(seconds=5)
 
 # -- the saga ---------------------------------------------------------------------------------
 
@@ -97,7 +101,7 @@ async def _start(
     return request, account
 
 
-def _description(request: ServiceAccountRequest, account: ServiceAccount) -> str:
+def description(request: ServiceAccountRequest, account: ServiceAccount) -> str:
     # Unique to this attempt's account row: how a retry recognises the account it made, and
     # never adopts a same-named account made by hand or by another request.
     made = account.created_at.strftime("%Y%m%dT%H%M%S") if account.created_at else "?"
@@ -107,21 +111,31 @@ def _description(request: ServiceAccountRequest, account: ServiceAccount) -> str
 async def _ensure_created(
     runtime: Runtime, request: ServiceAccountRequest, account: ServiceAccount
 ) -> None:
-    retry, description = runtime.atlassian.retry, _description(request, account)
+    retry, marker = runtime.atlassian.retry, description(request, account)
+    if account.atlassian_account_id:
+        return
+    if account.create_started_at is not None:
+        # An earlier run sent a create and never recorded its answer (it crashed, or was
+        # stopped mid-call): adopt what it made. Until that create's answer could no longer be
+        # coming, its account may not be listed yet, so a second create would make a twin.
+        if await adopt(runtime, account, marker):
+            return
+        settles = account.create_started_at + runtime.atlassian.answer_window + CREATE_SETTLE
+        if runtime.clock() < settles:
+            wait = (settles - runtime.clock()).total_seconds()
+            raise jobs.RetryLater(wait, "an earlier create may still be landing")
     for attempt in range(1, retry.attempts + 1):
-        if account.atlassian_account_id:
+        # An earlier try may have created it before its answer was lost: adopt that one.
+        if attempt > 1 and await adopt(runtime, account, marker):
             return
-        # An earlier attempt may have created it before its answer was lost: adopt that one.
-        if account.create_started_at is not None and await _adopt(runtime, account, description):
-            return
-        await _mark_create_started(runtime, account)
+        await _mark_create_sent(runtime, account)
         try:
-            remote = await runtime.atlassian.create_service_account(account.name, description)
+            remote = await runtime.atlassian.create_service_account(account.name, marker)
         except AtlassianError as error:
             if not error.transient:
                 raise
             if attempt == retry.attempts:
-                if await _adopt(runtime, account, description):
+                if await adopt(runtime, account, marker):
                     return  # the last answer was lost, but the account was made
                 raise AtlassianError(
                     f"Atlassian did not create the account in {attempt} tries "
@@ -132,9 +146,11 @@ async def _ensure_created(
             await asyncio.sleep(retry.base_delay * 2 ** (attempt - 1))
             continue
         await _record_created(runtime, account, remote, adopted=False)
+        return
 
 
-async def _adopt(runtime: Runtime, account: ServiceAccount, description: str) -> bool:
+async def adopt(runtime: Runtime, account: ServiceAccount, description: str) -> bool:
+    """Record the account an earlier create made (found by its marker); False if none."""
     try:
         listed = await runtime.atlassian.find_by_display_name(account.name)
     except AtlassianError as error:
@@ -154,9 +170,9 @@ async def _adopt(runtime: Runtime, account: ServiceAccount, description: str) ->
     return bool(found)
 
 
-async def _mark_create_started(runtime: Runtime, account: ServiceAccount) -> None:
-    if account.create_started_at is not None:
-        return
+async def _mark_create_sent(runtime: Runtime, account: ServiceAccount) -> None:
+    """Recorded before every create call: a run that finds it set knows a create may have
+    happened, and since when."""
     async with runtime.db.transaction() as session:
         account.create_started_at = runtime.clock()
         session.add(account)

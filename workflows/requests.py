@@ -45,6 +45,23 @@ async def load_request(session: AsyncSession, request_id: int) -> ServiceAccount
     return request
 
 
+async def locked_request(session: AsyncSession, request_id: int) -> ServiceAccountRequest:
+    """The request read afresh, its row locked until the transaction ends (PostgreSQL; on
+    SQLite the write lock already serialises): whatever is decided on it cannot be overtaken
+    by a revoke, a rotate or a mint that locks it too."""
+    request = (
+        await session.execute(
+            select(ServiceAccountRequest)
+            .where(col(ServiceAccountRequest.id) == request_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    if request is None:
+        raise NotFound(f"There is no request SA-{request_id}.")
+    return request
+
+
 async def snapshot(runtime: Runtime, request_id: int) -> RequestSnapshot:
     """The request with its decisions and account, as messages about it show them."""
     async with runtime.db.transaction() as session:

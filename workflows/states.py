@@ -64,6 +64,33 @@ TRANSITIONS: dict[tuple[RequestStatus, Event], RequestStatus] = {
 ENDED: frozenset[RequestStatus] = frozenset({S.DENIED, S.CANCELLED, S.EXPIRED, S.FAILED, S.DELETED})
 
 
+class RevealStatus(StrEnum):
+    """Whether the owner may click Reveal on an account now."""
+
+    LOCKED = "locked"  # not provisioned yet, or revoked/deleted
+    READY = "ready"  # a token may be minted on the owner's click
+    REVEALING = "revealing"  # one click is being served; others are told to wait
+    REVEALED = "revealed"  # shown once; a new one needs rotate or token
+
+
+class TokenState(StrEnum):
+    """An API token's metadata row (never its value)."""
+
+    MINTING = "minting"  # the mint was (maybe) sent; a lost answer is found by its label
+    MINTED = "minted"  # Atlassian answered; not yet shown to the owner
+    UNWANTED = "unwanted"  # a revoke overtook the mint: revoked as soon as it is seen
+    DELIVERED = "delivered"  # shown to the owner: the one live state
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    FAILED = "failed"  # Atlassian refused the mint
+
+
+# Tokens that may be live at Atlassian without ever having reached their owner.
+UNDELIVERED: frozenset[TokenState] = frozenset(
+    {TokenState.MINTING, TokenState.MINTED, TokenState.UNWANTED}
+)
+
+
 class IllegalTransition(Exception):
     """The event does not apply to a request in this status."""
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from workflows.catalog import MIN_LIFETIME_DAYS, Product
 from workflows.policy import Offer
 
 JUSTIFICATION_MIN, JUSTIFICATION_MAX = 10, 500
+# A name starts with a letter or digit (`--now` or `---` would read as flags), and never looks
+# like a request id (`sa-12`), which every account command also accepts.
+NAME = re.compile(r"[a-z0-9][a-z0-9-]{2,39}")
+SHORT_ID = re.compile(r"sa-(\d{1,12})", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -33,8 +38,10 @@ class ValidRequest:
 
 def check_name(name: str, offer: Offer) -> str | None:
     rules = offer.names
+    if SHORT_ID.fullmatch(name):
+        return f"`{name}` reads as a request id; choose another name."
     fits = (
-        re.fullmatch(r"[a-z0-9-]{3,40}", name)
+        NAME.fullmatch(name)
         and re.search(rules.pattern, name)
         and name.startswith(rules.prefix)
         and name.endswith(rules.suffix)
@@ -45,6 +52,12 @@ def check_name(name: str, offer: Offer) -> str | None:
         "" if rules.pattern == Offer.default_pattern() else f" It must match `{rules.pattern}`."
     )
     return offer.name_hint() + custom
+
+
+def without_format_characters(text: str) -> str:
+    """Drop invisible format characters (Unicode's Cf: bidi overrides and isolates, zero-width
+    joiners...): they can make a text read differently from what it is."""
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
 
 
 def check_justification(text: str) -> str | None:
@@ -90,7 +103,8 @@ def check_lifetime(raw: str, products: list[Product], offer: Offer) -> tuple[int
 
 def validate(form: RequestForm, offer: Offer) -> tuple[ValidRequest | None, dict[str, str]]:
     """The clean request, or the problem with each field (keys are the form's field names)."""
-    name, justification = form.name.strip(), form.justification.strip()
+    name = form.name.strip()
+    justification = without_format_characters(form.justification).strip()
     products, products_error = check_products(form.products, offer)
     lifetime, lifetime_error = check_lifetime(form.lifetime_days, products, offer)
     errors = {

@@ -218,9 +218,12 @@ async def confirm_revoke(
     services = services_of(context)
 
     async def work() -> None:
-        name = str(action.get("value") or "")
-        await accounts.revoke_all(services.runtime, name, _user(body))
-        await respond(text=f"Revoking every token of `{name}`.", replace_original=True)
+        ref = str(action.get("value") or "")[:60]
+        request = await accounts.revoke_all(services.runtime, ref, _user(body))
+        await respond(
+            text=f"Revoking every token of `{request.name}` ({request.short_id}).",
+            replace_original=True,
+        )
 
     Click(services, body, respond, client).later(work())
 
@@ -237,11 +240,11 @@ async def confirm_delete(
     services = services_of(context)
 
     async def work() -> None:
-        name = str(action.get("value") or "")
-        await accounts.delete(services.runtime, name, _user(body))
+        ref = str(action.get("value") or "")[:60]
+        request = await accounts.delete(services.runtime, ref, _user(body))
         await respond(
-            text=f"Deleting `{name}`: its tokens are revoked first; Atlassian keeps "
-            "it for 14 days.",
+            text=f"Deleting `{request.name}` ({request.short_id}): its tokens are revoked "
+            "first; Atlassian keeps it for 14 days.",
             replace_original=True,
         )
 
@@ -264,7 +267,8 @@ async def rotate(
     """Rotate from an expiry warning."""
     await ack()
     services = services_of(context)
-    work = rotate_and_tell(services, str(action.get("value") or ""), _user(body), respond, False)
+    ref = str(action.get("value") or "")[:60]
+    work = rotate_and_tell(services, ref, _user(body), respond, False)
     Click(services, body, respond, client).later(work)
 
 

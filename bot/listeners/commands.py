@@ -140,10 +140,11 @@ async def _token(call: Call) -> None:
 
 
 async def rotate_and_tell(
-    services: Services, name: str, user: str, respond: AsyncRespond, revoke_now: bool
+    services: Services, ref: str, user: str, respond: AsyncRespond, revoke_now: bool
 ) -> None:
     """A new token always goes to the owner; an admin who asked is told so."""
-    done = await accounts.rotate(services.runtime, name, user, revoke_now=revoke_now)
+    done = await accounts.rotate(services.runtime, ref, user, revoke_now=revoke_now)
+    which = f"`{escape(done.name)}` (SA-{done.request_id})"
     old = (
         f" {done.old_tokens} previous token(s) will be revoked at "
         f"{done.revoke_after:%Y-%m-%d %H:%M} UTC."
@@ -151,7 +152,7 @@ async def rotate_and_tell(
         else ""
     )
     if user == done.owner_id:  # the owner asked: the Reveal button right here, too
-        text = f"A new token for `{escape(name)}` is ready to reveal.{old}"
+        text = f"A new token for {which} is ready to reveal.{old}"
         button = views.reveal_here(done.request_id)
         await respond(
             text=text,
@@ -160,8 +161,7 @@ async def rotate_and_tell(
         )
     else:
         await respond(
-            f"The new token for `{escape(name)}` went to its owner, "
-            f"<@{done.owner_id}>, never to you.{old}",
+            f"The new token for {which} went to its owner, <@{done.owner_id}>, never to you.{old}",
             response_type="ephemeral",
         )
 
@@ -172,8 +172,8 @@ async def _confirming(call: Call, action: str) -> None:
 
     async def work() -> None:
         # Unknown names and wrong rights get their one line now, not a prompt that fails later.
-        await accounts.check_allowed(call.services.runtime, name, call.user, action)
-        await call.show(*views.confirm(action, name))
+        row = await accounts.check_allowed(call.services.runtime, name, call.user, action)
+        await call.show(*views.confirm(action, row))
 
     call.later(work())
 

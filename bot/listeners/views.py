@@ -138,8 +138,9 @@ async def submit_reassign(
 ) -> None:
     values = (view.get("state") or {}).get("values") or {}
     new_owner = str(_input(values, BlockId.NEW_OWNER).get("selected_user") or "")
-    name = str(_metadata(view).get("name") or "")
-    work = accounts.reassign(services_of(context).runtime, name, body["user"]["id"], new_owner)
+    metadata = _metadata(view)
+    ref = str(metadata.get("ref") or metadata.get("name") or "")[:60]
+    work = accounts.reassign(services_of(context).runtime, ref, body["user"]["id"], new_owner)
     await _decide_in_modal(ack, work if new_owner else None, BlockId.NEW_OWNER, "Pick someone.")
 
 

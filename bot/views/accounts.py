@@ -14,6 +14,7 @@ from slack_sdk.models.blocks import (
     HeaderBlock,
     InputBlock,
     MarkdownTextObject,
+    PlainTextObject,
     SectionBlock,
     UserSelectElement,
 )
@@ -156,17 +157,20 @@ def account_audit(details: AccountDetails) -> tuple[str, list[Block]]:
     ]
 
 
-def confirm(action: str, name: str) -> tuple[str, list[Block]]:
-    """Revoke and delete ask first: the click that follows is the decision."""
+def confirm(action: str, row: AccountRow) -> tuple[str, list[Block]]:
+    """Revoke and delete ask first: the click that follows is the decision. The buttons carry
+    the request id, so they act on this account even if another one takes its name."""
+    name, ref = escape(row.name), f"SA-{row.request_id}"
+    which = f"`{name}` ({ref}, owner {mention(row.owner_id)}, {row.status})"
     questions = {
         "revoke": (
-            f"Revoke *every* token of `{escape(name)}`? Automation using them stops "
+            f"Revoke *every* token of {which}? Automation using them stops "
             "at once. The account stays; a new token can be asked for later.",
             ActionId.CONFIRM_REVOKE,
             "Revoke tokens",
         ),
         "delete": (
-            f"Delete `{escape(name)}` at Atlassian? Its tokens are revoked first. "
+            f"Delete {which} at Atlassian? Its tokens are revoked first. "
             "Atlassian keeps a deleted account for 14 days.",
             ActionId.CONFIRM_DELETE,
             "Delete account",
@@ -178,7 +182,7 @@ def confirm(action: str, name: str) -> tuple[str, list[Block]]:
         ActionsBlock(
             block_id=BlockId.CONFIRM,
             elements=[
-                ButtonElement(text=label, action_id=action_id, value=name[:60], style="danger"),
+                ButtonElement(text=label, action_id=action_id, value=ref, style="danger"),
                 ButtonElement(text="Never mind", action_id=ActionId.DISMISS, value="dismiss"),
             ],
         ),
@@ -215,7 +219,7 @@ def expiry_warning(
                 ButtonElement(
                     text="Rotate",
                     action_id=ActionId.ROTATE,
-                    value=snap.request.name,
+                    value=snap.request.short_id,
                     style="primary",
                 )
             ]
@@ -227,20 +231,21 @@ def orphan_alert(snap: RequestSnapshot) -> tuple[str, list[Block]]:
     """To each admin: an account whose owner's Slack account was deactivated."""
     r = snap.request
     text = (
-        f":warning: The owner of `{escape(r.name)}`, {mention(r.requester_id)}, has left "
+        f":warning: The owner of `{escape(r.name)}` ({r.short_id}), {mention(r.requester_id)}, "
+        "has left "
         "(their Slack account is deactivated). Give the account a new owner, or revoke its "
         "tokens."
     )
     revoke = ButtonElement(
         text="Revoke tokens",
         action_id=ActionId.CONFIRM_REVOKE,
-        value=r.name[:60],
+        value=r.short_id,
         style="danger",
         confirm=ConfirmObject(
             title="Revoke every token?",
             confirm="Revoke",
             deny="Back",
-            text=f"Automation using {r.name} stops at once.",
+            text=PlainTextObject(text=f"Automation using {r.name} stops at once."),
         ),
     )
     return f"The owner of {escape(r.name)} has left", [
@@ -248,7 +253,7 @@ def orphan_alert(snap: RequestSnapshot) -> tuple[str, list[Block]]:
         ActionsBlock(
             elements=[
                 ButtonElement(
-                    text="Reassign", action_id=ActionId.REASSIGN, value=r.name[:60], style="primary"
+                    text="Reassign", action_id=ActionId.REASSIGN, value=r.short_id, style="primary"
                 ),
                 revoke,
             ]
@@ -256,17 +261,19 @@ def orphan_alert(snap: RequestSnapshot) -> tuple[str, list[Block]]:
     ]
 
 
-def reassign_modal(name: str) -> View:
+def reassign_modal(ref: str) -> View:
+    """`ref` is the account the alert's button named (its request id, or a name in alerts
+    sent before ids were used); it is checked when the modal is submitted."""
     return View(
         type="modal",
         callback_id=CallbackId.REASSIGN,
         title="New owner",
         submit="Reassign",
         close="Back",
-        private_metadata=json.dumps({"name": name}),
+        private_metadata=json.dumps({"ref": ref}),
         blocks=[
             SectionBlock(
-                text=f"Who owns `{escape(name)}` from now on? They get "
+                text=f"Who owns `{escape(ref)}` from now on? They get "
                 "its tokens from now on; the history stays."
             ),
             InputBlock(

@@ -28,7 +28,7 @@ def _note(text: str) -> ContextBlock:
 def _account(row: AccountRow) -> SectionBlock:
     expiry = when(row.token_expires_at) if row.token_expires_at else "no live token"
     text = f"*{escape(row.name)}* · {row.status} · token: {expiry}"
-    rotate = ButtonElement(text="Rotate", action_id=ActionId.ROTATE, value=row.name[:60])
+    rotate = ButtonElement(text="Rotate", action_id=ActionId.ROTATE, value=f"SA-{row.request_id}")
     return SectionBlock(text=text, accessory=rotate if row.status == "active" else None)
 
 

@@ -12,12 +12,14 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     HeaderBlock,
     MarkdownTextObject,
+    PlainTextObject,
     SectionBlock,
 )
 
 from bot.ids import ActionId, BlockId
-from bot.views.text import clip, escape, mention, when
+from bot.views.text import as_typed, escape, mention, when
 from workflows.catalog import Product
+from workflows.models import Decision
 from workflows.ports import RequestSnapshot
 from workflows.states import RequestStatus
 
@@ -40,7 +42,10 @@ def details(snap: RequestSnapshot) -> list[Block]:
     return [
         HeaderBlock(text=f"Service account request {r.short_id}"),
         SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields]),
-        SectionBlock(text=f"*What it is for*\n{clip(escape(r.justification), 2900)}"),
+        SectionBlock(text="*What it is for*, in the requester's words:"),
+        # Plain text on one line, emoji codes as typed: the requester's words can neither
+        # format nor break into lines that would pass for this message's own status lines.
+        SectionBlock(text=PlainTextObject(text=as_typed(r.justification), emoji=False)),
     ]
 
 
@@ -50,14 +55,22 @@ def _approved_by(snap: RequestSnapshot) -> str:
         return (
             f" by {mention(glass[0].approver_id)} with BREAK-GLASS: {escape(_glass_reason(snap))}"
         )
-    approvers = [mention(d.approver_id) for d in snap.decisions if d.verdict == "approve"]
+    approvers = [mention(d.approver_id) for d in _approvals(snap, counted=True)]
     return f" by {', '.join(approvers)}" if approvers else ""
 
 
+def _approvals(snap: RequestSnapshot, *, counted: bool) -> list[Decision]:
+    return [d for d in snap.decisions if d.verdict == "approve" and d.counts == counted]
+
+
 def _pending_line(snap: RequestSnapshot) -> str:
-    approvers = [mention(d.approver_id) for d in snap.decisions if d.verdict == "approve"]
+    approvers = [mention(d.approver_id) for d in _approvals(snap, counted=True)]
     line = f":hourglass: Waiting for approval: {len(approvers)} of {snap.quorum} approvals"
-    return line + (f" ({', '.join(approvers)})" if approvers else "")
+    line += f" ({', '.join(approvers)})" if approvers else ""
+    void = [mention(d.approver_id) for d in _approvals(snap, counted=False)]
+    if void:
+        line += f"; not counted, no longer approvers: {', '.join(void)}"
+    return line
 
 
 def status_line(snap: RequestSnapshot) -> str:
@@ -74,13 +87,20 @@ def status_line(snap: RequestSnapshot) -> str:
         S.EXPIRED: ":alarm_clock: Expired without a decision",
         S.FAILED: f":x: Approved{approved}, but provisioning failed: "
         f"{escape(r.status_reason or 'unknown reason')}",
-        S.REVOKED: ":lock: Tokens revoked",
+        S.REVOKED: ":lock: Tokens revoked" + _revoked_by(snap),
         S.DELETED: ":wastebasket: Account deleted",
     }
     line = lines[S(r.status)]
     if account is not None and account.revealed_at is not None:
         line += f"\n:key: Token revealed at {when(account.revealed_at)}"
     return line
+
+
+def _revoked_by(snap: RequestSnapshot) -> str:
+    account = snap.account
+    if account is None or not account.revoked_by:
+        return ""
+    return f" by {'the admin ' if account.revoked_by_admin else ''}{mention(account.revoked_by)}"
 
 
 def _account_line(snap: RequestSnapshot) -> list[Block]:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+
+from workflows.validation import without_format_characters
+
+PLAIN_TEXT_MAX = 3000
 
 
 def escape(text: str) -> str:
@@ -26,3 +31,10 @@ def when(moment: datetime) -> str:
 
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def as_typed(text: str, limit: int = PLAIN_TEXT_MAX) -> str:
+    """A person's free text for a plain_text object: invisible format characters (bidi
+    overrides...) dropped and every run of white space, line breaks included, made one space,
+    so it reads as one paragraph of theirs and nothing else."""
+    return clip(re.sub(r"\s+", " ", without_format_characters(text)).strip() or "-", limit)

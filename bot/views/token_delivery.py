@@ -19,12 +19,12 @@ def token_message(delivery: TokenDelivery) -> tuple[str, list[Block]]:
         for p in delivery.products
     )
     product = delivery.products[0] if delivery.products else "jira"
+    # `read -rs` keeps the token out of the shell's history; the double quotes let the shell
+    # expand $TOKEN (single quotes would send the six letters "$TOKEN").
+    path = "/rest/api/3/myself" if product == "jira" else "/wiki/rest/api/space"
     example = (
-        f"curl -u '{email}:$TOKEN' "
-        f"{GATEWAY.format(product=product, cloud=delivery.cloud_id)}/rest/api/3/myself"
-        if product == "jira"
-        else f"curl -u '{email}:$TOKEN' "
-        f"{GATEWAY.format(product=product, cloud=delivery.cloud_id)}/wiki/rest/api/space"
+        "read -rs TOKEN  # paste the token, then Enter\n"
+        f'curl -u "{email}:$TOKEN" {GATEWAY.format(product=product, cloud=delivery.cloud_id)}{path}'
     )
     blocks: list[Block] = [
         SectionBlock(

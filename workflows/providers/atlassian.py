@@ -11,7 +11,7 @@ import logging
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,6 +60,17 @@ def _explain(status: int, detail: str, route: contract.Route) -> str:
     return f"Atlassian answered HTTP {status}: {detail}"
 
 
+def _redirected(response: httpx.Response) -> str:
+    """A 3xx is never the API's answer (its routes do not redirect): say where it pointed,
+    without the query, which may carry a sign-in ticket."""
+    target = urlsplit(response.headers.get("location", ""))
+    where = f" to {target.scheme}://{target.netloc}{target.path}" if target.netloc else ""
+    return (
+        f"Atlassian answered HTTP {response.status_code}, a redirect{where}, instead of an "
+        "answer: ATLASSIAN_API_URL may be wrong, or a proxy or sign-in page is in the way"
+    )
+
+
 def _json_of(response: httpx.Response) -> Any:
     if not response.content:
         return {}
@@ -103,6 +114,8 @@ class AtlassianAdmin:
     ) -> None:
         self.org_id = org_id
         self.retry = retry or RetryPolicy()
+        # A call's answer can come no later than this after it was sent.
+        self.answer_window = timedelta(seconds=timeout)
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=timeout,
@@ -222,8 +235,10 @@ class AtlassianAdmin:
                 last = f"no answer ({type(error).__name__})"
                 delay = self._backoff(attempt)
             else:
-                if response.status_code < 400:
+                if response.status_code < 300:
                     return _json_of(response)
+                if response.status_code < 400:
+                    raise AtlassianError(_redirected(response), status=response.status_code)
                 detail = contract.error_text(
                     response.status_code, response.headers.get("content-type", ""), response.text
                 )
