@@ -70,7 +70,7 @@ RESOURCE = re.compile(r"^ari:cloud:(jira-software|confluence|jira)::site/(.+)$")
 FAULT_ROUTES = frozenset(
     {"create", "grant", "mint", "list", "revoke", "delete", "workspaces", "any"}
 )
-FAULT_KINDS = frozenset({"429", "500", "reset", "hang", "html403", "409", "402", "302"})
+FAULT_KINDS = frozenset({"429", "500", "reset", "hang", "html403", "409", "402", "302", "slow"})
 CONFIG_KEYS = {
     "quota": int,
     "propagation_seconds": float,
@@ -159,10 +159,11 @@ class Fault:
     """An injected failure for the next `count` requests of a route family."""
 
     route: str  # create|grant|mint|list|revoke|delete|workspaces|any
-    kind: str  # 429|500|reset|hang|html403|409|402|302
+    kind: str  # 429|500|reset|hang|html403|409|402|302|slow
     count: int = 1
     reset: str = "iso"  # format of X-RateLimit-Reset on 429: "iso" or "epoch"
     after: bool = False  # True: perform the request, then lose its answer to the fault
+    seconds: float = 0.0  # "slow": the request takes effect, and is answered, this much later
 
 
 @dataclass
@@ -234,12 +235,19 @@ class AtlassianState:
         return [t.value for t in self.tokens]
 
     def add_fault(
-        self, route: str, kind: str, count: int = 1, *, reset: str = "iso", after: bool = False
+        self,
+        route: str,
+        kind: str,
+        count: int = 1,
+        *,
+        reset: str = "iso",
+        after: bool = False,
+        seconds: float = 0.0,
     ) -> Fault:
         """Queue a fault in-process (same effect as POST /_sandbox/faults)."""
         if route not in FAULT_ROUTES or kind not in FAULT_KINDS or reset not in ("iso", "epoch"):
             raise ValueError(f"bad fault {route=} {kind=} {reset=}")
-        fault = Fault(route, kind, count, reset, after)
+        fault = Fault(route, kind, count, reset, after, seconds)
         self.faults.append(fault)
         return fault
 
@@ -435,6 +443,9 @@ def _api(
             if request.path_params.get("orgId", state.org_id) != state.org_id:
                 raise ApiError(404, "Organization not found")
             fault = state.take_fault(family)
+            if fault is not None and fault.kind == "slow":
+                await asyncio.sleep(fault.seconds)  # then served as usual, late
+                fault = None
             if fault is not None and not fault.after:
                 return _fault_response(state, fault, style, path)
             if bad_json:
@@ -736,6 +747,7 @@ def _control_routes(state: AtlassianState) -> list[Route]:
                 int(body.get("count", 1)),
                 reset=str(body.get("reset", "iso")),
                 after=bool(body.get("after", False)),
+                seconds=float(body.get("seconds", 0.0)),
             )
         except ValueError as exc:
             return JSONResponse({"message": str(exc)}, status_code=400)

@@ -14,6 +14,7 @@ from Slack's OpenAPI description, extracted into `slack_methods.json` beside thi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import itertools
@@ -893,6 +894,9 @@ async def web_api(request: Request) -> Response:
         args, token = await read_api_args(request)
         _check_call(state, method, args, token)
         fault = state.take_fault(method)
+        if fault is not None and fault.get("delay"):
+            await asyncio.sleep(float(fault["delay"]))  # a slow answer, then served as usual
+            fault = None
         if fault is not None:
             result, status, headers = _apply_fault(fault)
         else:
@@ -1614,7 +1618,8 @@ async def set_usergroup(state: SlackState, data: JSON, request: Request) -> JSON
 
 
 async def add_fault(state: SlackState, data: JSON, request: Request) -> JSON:
-    """Queue a fault: `retry_after` -> HTTP 429, `error` -> `ok:false` with that error."""
+    """Queue a fault: `retry_after` -> HTTP 429, `error` -> `ok:false` with that error, `delay`
+    -> answered as usual that many seconds late."""
     method = str(data.get("method") or "")
     if not method:
         raise ControlError(400, "method is required")
@@ -1622,6 +1627,7 @@ async def add_fault(state: SlackState, data: JSON, request: Request) -> JSON:
         "count": int(data.get("count", 1)),
         "retry_after": data.get("retry_after"),
         "error": data.get("error"),
+        "delay": data.get("delay"),
     }
     state.faults.setdefault(method, []).append(fault)
     return {"method": method, "queued": state.faults[method]}

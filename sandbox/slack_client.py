@@ -189,9 +189,17 @@ class SlackSandbox:
         count: int = 1,
         retry_after: int | None = None,
         error: str | None = None,
+        delay: float | None = None,
     ) -> dict[str, Any]:
-        """Make the next `count` calls of `method` fail: 429 (default) or `ok:false, error`."""
-        payload = {"method": method, "count": count, "retry_after": retry_after, "error": error}
+        """Make the next `count` calls of `method` fail: 429 (default) or `ok:false, error`;
+        with `delay`, answer them as usual but that many seconds late."""
+        payload = {
+            "method": method,
+            "count": count,
+            "retry_after": retry_after,
+            "error": error,
+            "delay": delay,
+        }
         result: dict[str, Any] = self._post("faults", payload)
         return result
 

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "reliability.md"
 LOG_VARIABLE = "SABOT_RELIABILITY_LOG"
 
+
 def record(
     scenario: str,
     driven: str,

@@ -425,7 +425,7 @@ def test_show_tells_the_owner_everything_and_refuses_others(
 
     # neither owner nor admin: one line, nothing about the account
     refusal = one_line(ask(slack, DAVE, "show show-me-bot"))
-    assert refusal == "Only its owner or an admin can see show-me-bot."
+    assert refusal == "Only its owner or an admin can see show-me-bot (SA-1)."
     unknown = one_line(ask(slack, ALICE, "show no-such-bot"))
     assert unknown == "There is no service account named no-such-bot."
     refused = rows(
@@ -451,7 +451,7 @@ def test_audit_shows_the_history(
     assert [a for a in actions if a in ordered] == ordered
     assert actions[-1] == "token delivered"
     assert one_line(ask(slack, DAVE, "audit audit-me-bot")) == (
-        "Only its owner or an admin can see audit-me-bot."
+        "Only its owner or an admin can see audit-me-bot (SA-1)."
     )
 
 
@@ -465,7 +465,7 @@ def test_owner_rotates_now_new_token_only_in_the_ephemeral_reply(
     assert made.token is not None
 
     assert one_line(ask(slack, DAVE, "rotate rotate-now-bot --now")) == (
-        "Only its owner or an admin can rotate rotate-now-bot."
+        "Only its owner or an admin can rotate rotate-now-bot (SA-1)."
     )
     assert one_line(ask(slack, ALICE, "token no-such-bot")) == (
         "There is no service account named no-such-bot."
@@ -473,7 +473,7 @@ def test_owner_rotates_now_new_token_only_in_the_ephemeral_reply(
     assert len(tokens_of(sandbox, made)) == 1 and not made.token.revoked
 
     reply = ask(slack, ALICE, "rotate rotate-now-bot --now")
-    assert reply["text"].startswith("A new token for `rotate-now-bot` is ready")
+    assert reply["text"].startswith("A new token for `rotate-now-bot` (SA-1) is ready")
     assert "1 previous token(s) will be revoked" in reply["text"]
     assert has_button(reply, "token_reveal")  # the owner asked: Reveal right in the answer
     new_token_offer(slack, ALICE, "rotate-now-bot")  # and in the DM
@@ -511,7 +511,7 @@ def test_admin_rotation_goes_to_the_owner_old_token_kept_for_grace(
 
     reply = one_line(ask(slack, CAROL, "rotate rotate-admin-bot"))
     assert reply.startswith(
-        "The new token for `rotate-admin-bot` went to its owner, <@U0ALICE>, never to you."
+        "The new token for `rotate-admin-bot` (SA-1) went to its owner, <@U0ALICE>, never to you."
     )
     offer = new_token_offer(slack, ALICE, "rotate-admin-bot")
     assert offer["channel"] == slack.dm_channel(ALICE)
@@ -545,7 +545,7 @@ def test_revoke_asks_first_then_revokes_every_token_and_token_reactivates(
 
     # neither owner nor admin, or an unknown name: one line, no prompt to click
     assert one_line(ask(slack, DAVE, "revoke revoke-me-bot")) == (
-        "Only its owner or an admin can revoke revoke-me-bot."
+        "Only its owner or an admin can revoke revoke-me-bot (SA-1)."
     )
     assert not [m for m in slack.messages(user=DAVE) if has_button(m, "confirm_revoke")]
     assert one_line(ask(slack, ALICE, "revoke no-such-bot")) == (
@@ -554,7 +554,9 @@ def test_revoke_asks_first_then_revokes_every_token_and_token_reactivates(
 
     # "Never mind": the prompt goes away and nothing changes
     question = ask(slack, ALICE, "revoke revoke-me-bot")
-    assert "Revoke *every* token of `revoke-me-bot`?" in shown(question)
+    assert "Revoke *every* token of `revoke-me-bot` (SA-1, owner <@U0ALICE>, active)?" in shown(
+        question
+    )
     prompt = ephemeral_with(slack, ALICE, "confirm_revoke")
     slack.click(ALICE, GENERAL, prompt["ts"], "dismiss")
     slack.wait_for(
@@ -568,7 +570,7 @@ def test_revoke_asks_first_then_revokes_every_token_and_token_reactivates(
     ask(slack, ALICE, "revoke revoke-me-bot")
     prompt = ephemeral_with(slack, ALICE, "confirm_revoke")
     slack.click(ALICE, GENERAL, prompt["ts"], "confirm_revoke")
-    done = replaced(slack, ALICE, prompt["ts"], "Revoking every token of `revoke-me-bot`.")
+    done = replaced(slack, ALICE, prompt["ts"], "Revoking every token of `revoke-me-bot` (SA-1).")
     assert not has_button(done, "confirm_revoke")
     slack.wait_for(lambda: all(t.revoked for t in tokens_of(sandbox, made)), what="revoked")
     assert made.account.status == "active"
@@ -585,7 +587,10 @@ def test_revoke_asks_first_then_revokes_every_token_and_token_reactivates(
 
     # `token NAME`: the owner gets a new Reveal, and the account is active again
     reply = ask(slack, ALICE, "token revoke-me-bot")["text"]
-    assert reply.startswith("A new token for `revoke-me-bot` is ready") and "previous" not in reply
+    assert (
+        reply.startswith("A new token for `revoke-me-bot` (SA-1) is ready")
+        and "previous" not in reply
+    )
     offer = new_token_offer(slack, ALICE, "revoke-me-bot")
     second, _ = reveal(sandbox, slack, ALICE, offer["channel"], offer["ts"], "revoke-me-bot")
     assert not second.revoked and made.token.revoked
@@ -601,7 +606,7 @@ def test_delete_is_for_admins_and_deletes_at_atlassian(
 
     # the owner is not an admin: one line, no prompt to click
     refusal = one_line(ask(slack, ALICE, "delete delete-me-bot"))
-    assert refusal == "Only an admin can delete delete-me-bot."
+    assert refusal == "Only an admin can delete delete-me-bot (SA-1)."
     assert not [m for m in slack.messages(user=ALICE) if has_button(m, "confirm_delete")]
     assert one_line(ask(slack, CAROL, "delete no-such-bot")) == (
         "There is no service account named no-such-bot."
@@ -609,10 +614,12 @@ def test_delete_is_for_admins_and_deletes_at_atlassian(
     assert made.account.status == "active" and not made.token.revoked
 
     question = ask(slack, CAROL, "delete delete-me-bot")
-    assert "Delete `delete-me-bot` at Atlassian?" in shown(question)
+    assert "Delete `delete-me-bot` (SA-1, owner <@U0ALICE>, active) at Atlassian?" in shown(
+        question
+    )
     prompt = ephemeral_with(slack, CAROL, "confirm_delete")
     slack.click(CAROL, GENERAL, prompt["ts"], "confirm_delete")
-    replaced(slack, CAROL, prompt["ts"], "Deleting `delete-me-bot`")
+    replaced(slack, CAROL, prompt["ts"], "Deleting `delete-me-bot` (SA-1)")
     slack.wait_for(lambda: made.account.status == "deleted", what="deleted at Atlassian")
     assert made.token.revoked and all(t.revoked for t in tokens_of(sandbox, made))
     documented = [
@@ -626,7 +633,7 @@ def test_delete_is_for_admins_and_deletes_at_atlassian(
     assert (row["name"], row["status"]) == ("delete-me-bot", "deleted")
     assert names(ask(slack, ALICE, "list --status active")) == []
     assert one_line(ask(slack, ALICE, "token delete-me-bot")) == (
-        "delete-me-bot is deleted: it cannot get a new token."
+        "delete-me-bot (SA-1) is deleted: it cannot get a new token."
     )
     history = shown(ask(slack, CAROL, "audit delete-me-bot"))
     assert "delete requested" in history

@@ -450,7 +450,7 @@ def removed_by_an_admin(sandbox: Sandbox, slack: SlackSandbox, database_url: str
     [account] = sandbox.atlassian.live_accounts()
     [stored] = rows(database_url, "SELECT atlassian_account_id, email FROM service_account")
     assert stored == {"atlassian_account_id": account.atlassian_id, "email": account.email}
-    assert "Delete `ci-release-bot` at Atlassian?" in json.dumps(
+    assert "Delete `ci-release-bot` (SA-1, owner <@U0ALICE>, failed) at Atlassian?" in json.dumps(
         ask(slack, CAROL, f"delete {NAME}")
     )
     prompt = ephemeral_with(slack, CAROL, "confirm_delete")

@@ -608,6 +608,33 @@ def test_chart_renders_objects_kubernetes_accepts(chart: Chart) -> None:
     assert "sabot manifest --url" in chart.render(GOOD_VALUES)["NOTES.txt"]
 
 
+def test_chart_ingress_routes_only_slack_events_and_bounds_slow_clients(chart: Chart) -> None:
+    values = merge(
+        GOOD_VALUES,
+        {"ingress": {"enabled": True, "host": "sabot.acme.io", "tlsSecretName": "sabot-tls"}},
+    )
+    objects = by_kind(chart, values)
+    ingress = objects[("Ingress", "prod-sabot")]
+    kubernetes_validate.validate(ingress, KUBERNETES_VERSION, strict=True)
+    [rule] = ingress["spec"]["rules"]
+    [path] = rule["http"]["paths"]
+    assert rule["host"] == "sabot.acme.io" and ingress["spec"]["tls"][0]["hosts"] == [rule["host"]]
+    assert path["path"] == "/slack/events" and path["pathType"] == "Exact"
+    service = objects[("Service", "prod-sabot")]
+    assert path["backend"]["service"]["name"] == service["metadata"]["name"]
+    assert path["backend"]["service"]["port"]["name"] == service["spec"]["ports"][0]["name"]
+    annotations = ingress["metadata"]["annotations"]
+    prefix = "nginx.ingress.kubernetes.io/"
+    assert annotations[prefix + "proxy-read-timeout"] == "10"
+    assert annotations[prefix + "proxy-send-timeout"] == "10"
+    assert annotations[prefix + "proxy-body-size"] == "1m"
+    assert annotations[prefix + "proxy-request-buffering"] == "on"
+    # off by default, and refused without a host when on
+    assert ("Ingress", "prod-sabot") not in by_kind(chart, GOOD_VALUES)
+    with pytest.raises(TemplateError, match=r"ingress\.host"):
+        chart.render(merge(GOOD_VALUES, {"ingress": {"enabled": True}}))
+
+
 def test_chart_runs_http_replicas_and_a_worker(chart: Chart) -> None:
     objects = by_kind(chart, GOOD_VALUES)
     http = objects[("Deployment", "prod-sabot-http")]

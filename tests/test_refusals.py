@@ -87,7 +87,7 @@ def test_wrong_people_clicking_change_nothing(
     offer = reveal_offer(slack)
     # Carol cannot see Alice's DM; she forges a Reveal click pointing at Alice's request.
     slack.click(CAROL, APPROVALS, message["ts"], "token_reveal", value="1", force=True)
-    slack.wait_for(lambda: ephemerals_to(slack, CAROL, "Only the person"), what="refusal")
+    slack.wait_for(lambda: ephemerals_to(slack, CAROL, "Only the owner"), what="refusal")
     assert sandbox.atlassian.minted_values() == []
     refusals = rows(
         bot.database_url,
