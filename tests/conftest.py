@@ -257,6 +257,18 @@ def bot(sandbox: Sandbox, database_url: str, tmp_path: Path) -> Iterator[BotProc
     process.stop()
 
 
+ADMIN = "U0CAROL"
+ADMIN_ENV = {"SABOT_ADMINS": ADMIN}
+
+
+@pytest.fixture
+def admin_bot(sandbox: Sandbox, database_url: str, tmp_path: Path) -> Iterator[BotProcess]:
+    """The bot with Carol as its admin."""
+    process = start_bot(sandbox, database_url, tmp_path / "sabot.log", extra_env=ADMIN_ENV)
+    yield process
+    process.stop()
+
+
 def rows(database_url: str, sql: str) -> list[dict[str, Any]]:
     """Read the bot's database directly, as an operator would."""
     if database_url.startswith("postgresql"):

@@ -13,7 +13,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +24,7 @@ import pytest
 from sandbox.atlassian import Account, Token
 from sandbox.runner import Sandbox
 from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, dump_database, rows, start_bot
+from tests.conftest import ADMIN_ENV, BotProcess, dump_database, rows, start_bot
 from tests.test_end_to_end import (
     ALICE,
     APPROVALS,
@@ -37,7 +37,6 @@ from tests.test_end_to_end import (
     token_replies,
 )
 
-ADMIN_ENV = {"SABOT_ADMINS": CAROL}
 SCOPES = {
     "jira": ["read:jira-work", "write:jira-work"],
     "confluence": ["read:confluence-content.all"],
@@ -49,14 +48,6 @@ ROW = re.compile(
 )
 PAGE_RANGE = re.compile(r"Service accounts (\d+)-(\d+) of (\d+)")
 NEXT, PREVIOUS = "accounts_page_next", "accounts_page_prev"
-
-
-@pytest.fixture
-def admin_bot(sandbox: Sandbox, database_url: str, tmp_path: Path) -> Iterator[BotProcess]:
-    """The bot with Carol as its admin."""
-    process = start_bot(sandbox, database_url, tmp_path / "sabot.log", extra_env=ADMIN_ENV)
-    yield process
-    process.stop()
 
 
 # --- what a person sees ---------------------------------------------------------------------

@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,9 @@ import pytest
 from sandbox.runner import Sandbox
 from sandbox.signing import sign
 from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, rows, start_bot
+from tests.conftest import BotProcess, rows
 from tests.reliability import engine_of, record
-from tests.test_admin_commands import ADMIN_ENV, form, make_account, shown
+from tests.test_admin_commands import form, make_account, shown
 from tests.test_end_to_end import (
     APPROVALS,
     BOB,
@@ -39,13 +38,6 @@ from tests.test_end_to_end import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def admin_bot(sandbox: Sandbox, database_url: str, tmp_path: Path) -> Iterator[BotProcess]:
-    bot = start_bot(sandbox, database_url, tmp_path / "sabot.log", extra_env=ADMIN_ENV)
-    yield bot
-    bot.stop()
 
 
 def log_problems(bot: BotProcess) -> list[str]:

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from sandbox.runner import Sandbox
 from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, start_bot
+from tests.conftest import BotProcess
 from tests.test_end_to_end import (
     ALICE,
     APPROVALS,
@@ -22,15 +17,6 @@ from tests.test_end_to_end import (
     reveal_offer,
     submit_request,
 )
-
-
-@pytest.fixture
-def admin_bot(sandbox: Sandbox, database_url: str, tmp_path: Path) -> Iterator[BotProcess]:
-    bot = start_bot(
-        sandbox, database_url, tmp_path / "sabot.log", extra_env={"SABOT_ADMINS": CAROL}
-    )
-    yield bot
-    bot.stop()
 
 
 def open_home(slack: SlackSandbox, user: str, expect: str) -> str:

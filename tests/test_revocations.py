@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from sandbox.runner import Sandbox
 from sandbox.slack_client import SlackSandbox
 from tests.conftest import BotProcess, rows, start_bot
 from tests.reliability import engine_of, record
 from tests.test_admin_commands import (
-    ADMIN_ENV,
     Made,
     answers,
     ask,
@@ -51,13 +47,6 @@ from tests.test_end_to_end import (
     submit_request,
     token_replies,
 )
-
-
-@pytest.fixture
-def admin_bot(sandbox: Sandbox, database_url: str, tmp_path: Path) -> Iterator[BotProcess]:
-    bot = start_bot(sandbox, database_url, tmp_path / "sabot.log", extra_env=ADMIN_ENV)
-    yield bot
-    bot.stop()
 
 
 def account_row(bot: BotProcess, name: str) -> dict[str, Any]:

@@ -28,16 +28,6 @@ from tests.test_end_to_end import (
 ROUNDS = 3
 
 
-@pytest.fixture
-def admin_bot(sandbox: Sandbox, database_url: str, tmp_path: Path) -> Iterator[BotProcess]:
-    """Carol is the admin; the daily owner check has run at start and is not due again."""
-    bot = start_bot(
-        sandbox, database_url, tmp_path / "sabot.log", extra_env={"SABOT_ADMINS": CAROL}
-    )
-    yield bot
-    bot.stop()
-
-
 def deliver_with_retries(slack: SlackSandbox, event: dict[str, object], event_id: str) -> list[int]:
     """The first delivery and Slack's retries 1..3, all in flight at once."""
     with ThreadPoolExecutor(max_workers=4) as pool:

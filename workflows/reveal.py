@@ -83,19 +83,8 @@ async def request_reveal(runtime: Runtime, request_id: int, target: ReplyTarget)
     async with runtime.db.transaction() as session:
         # The request row is locked first, as a revoke locks it: the two take turns.
         request = await locked_request(session, request_id)
-        claimed = (
-            await session.execute(
-                update(ServiceAccount)
-                .where(
-                    col(ServiceAccount.id) == account.id,
-                    col(ServiceAccount.reveal_status) == R.READY,
-                )
-                .values(reveal_status=R.REVEALING)
-            )
-            if request.status == RequestStatus.ACTIVE
-            else None
-        )
-        if claimed is None or not rowcount(claimed):
+        active = request.status == RequestStatus.ACTIVE
+        if not (active and await move_reveal(session, account.id, R.READY, R.REVEALING)):
             raise Conflict(await _why_not(runtime, request_id))
         audit.record(
             session, at=now, actor=target.user_id, action="reveal_requested", request_id=request_id
@@ -112,6 +101,24 @@ async def request_reveal(runtime: Runtime, request_id: int, target: ReplyTarget)
             },
         )
     runtime.jobs_queued()
+
+
+async def move_reveal(
+    session: AsyncSession,
+    account_id: int | None,
+    before: RevealStatus,
+    after: RevealStatus,
+    **values: object,
+) -> bool:
+    """Move an account's Reveal from `before` to `after`, only if it is still `before`: the
+    one place its status changes, as a conditional update, so two clicks or a click and a
+    revoke cannot both win."""
+    moved = await session.execute(
+        update(ServiceAccount)
+        .where(col(ServiceAccount.id) == account_id, col(ServiceAccount.reveal_status) == before)
+        .values(reveal_status=after, **values)
+    )
+    return bool(rowcount(moved))
 
 
 async def _refused(runtime: Runtime, request_id: int, user: str, why: str) -> None:
@@ -159,6 +166,10 @@ class _Reveal:
 
 class _Overtaken(Exception):
     """The account is no longer active, or this reveal no longer wanted (a revoke came)."""
+
+
+class _Handled(Exception):
+    """A failure already recorded and told; nothing more to do."""
 
 
 async def reveal(runtime: Runtime, job: Job) -> None:
@@ -249,10 +260,6 @@ async def _mint(run: _Reveal, lifetime: int) -> tuple[ApiToken, MintedToken]:
             attempt += 1
             continue
         return token, minted
-
-
-class _Handled(Exception):
-    """The failure was recorded and told; nothing more to do."""
 
 
 async def _start_mint(run: _Reveal, lifetime: int) -> ApiToken:
@@ -359,14 +366,7 @@ async def _delivered(run: _Reveal, token: ApiToken) -> bool:
         )
         if not rowcount(delivered):
             return False
-        await session.execute(
-            update(ServiceAccount)
-            .where(
-                col(ServiceAccount.id) == account.id,
-                col(ServiceAccount.reveal_status) == R.REVEALING,
-            )
-            .values(reveal_status=R.REVEALED, revealed_at=now)
-        )
+        await move_reveal(session, account.id, R.REVEALING, R.REVEALED, revealed_at=now)
         audit.record(
             session,
             at=now,
@@ -387,14 +387,7 @@ async def _reopen(run: _Reveal, action: str, reason: str) -> bool:
     runtime, account = run.runtime, run.account
     now = runtime.clock()
     async with runtime.db.transaction() as session:
-        reopened = await session.execute(
-            update(ServiceAccount)
-            .where(
-                col(ServiceAccount.id) == account.id,
-                col(ServiceAccount.reveal_status) == R.REVEALING,
-            )
-            .values(reveal_status=R.READY)
-        )
+        reopened = await move_reveal(session, account.id, R.REVEALING, R.READY)
         audit.record(
             session,
             at=now,
@@ -404,7 +397,7 @@ async def _reopen(run: _Reveal, action: str, reason: str) -> bool:
             labels=[t.label for t in run.made],
             reason=reason[:300],
         )
-    return bool(rowcount(reopened))
+    return reopened
 
 
 async def _overtaken_text(run: _Reveal) -> str:
@@ -498,15 +491,9 @@ async def revoke_undelivered(
 
 async def give_up(runtime: Runtime, job: Job, reason: str) -> None:
     """A reveal that kept failing: reopen the button and tell the owner."""
+    _, account = await account_of(runtime, job.request_id or 0)
     async with runtime.db.transaction() as session:
-        await session.execute(
-            update(ServiceAccount)
-            .where(
-                col(ServiceAccount.request_id) == job.request_id,
-                col(ServiceAccount.reveal_status) == R.REVEALING,
-            )
-            .values(reveal_status=R.READY)
-        )
+        await move_reveal(session, account.id, R.REVEALING, R.READY)
         audit.record(
             session,
             at=runtime.clock(),
