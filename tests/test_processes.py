@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -11,7 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlmodel import SQLModel
 
+import workflows.models  # noqa: F401 (the tables register on SQLModel.metadata)
 from sandbox.runner import Sandbox, free_port
 from sandbox.slack_client import SlackSandbox
 from tests.conftest import BotProcess, rows, start_bot, start_worker
@@ -26,7 +31,8 @@ from tests.test_end_to_end import (
     submit_request,
     token_replies,
 )
-from workflows.migrations import head_revision, shipped_head
+from workflows.db import Database
+from workflows.migrations import head_revision, shipped_head, upgrade
 
 # Jobs still to run now (timers such as expiry warnings are due in days, not now).
 PENDING_WORK = (
@@ -120,6 +126,26 @@ def test_db_upgrade_is_repeatable(database_url: str, tmp_path: Path) -> None:
     ]
     # the start-up shortcut (no alembic import when up to date) reads the same head
     assert shipped_head() == head_revision()
+
+
+def test_migrated_schema_is_the_models_schema(database_url: str, tmp_path: Path) -> None:
+    """What `sabot db upgrade` makes is what the models say (tables, columns, nullability,
+    indexes): a column added to a model without its migration fails here, not at a user's."""
+
+    async def differences() -> list[object]:
+        db = Database(database_url)
+        try:
+            await upgrade(db)
+            async with db.engine.connect() as conn:
+                return await conn.run_sync(
+                    lambda sync: compare_metadata(
+                        MigrationContext.configure(sync), SQLModel.metadata
+                    )
+                )
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(differences()) == []
 
 
 def test_replicas_starting_at_once_migrate_once(

@@ -33,8 +33,8 @@ class RequestSnapshot:
     def fingerprint(self) -> tuple[object, ...]:
         """Everything a message shows; equal fingerprints render equal messages."""
         r, a = self.request, self.account
-        decisions = tuple((d.approver_id, d.verdict, d.reason) for d in self.decisions)
-        account = (a.email, a.reveal_status, a.revealed_at) if a else None
+        decisions = tuple((d.approver_id, d.verdict, d.reason, d.counts) for d in self.decisions)
+        account = (a.email, a.reveal_status, a.revealed_at, a.revoked_by) if a else None
         return (r.status, r.status_reason, r.decided_by, r.updated_at, decisions, account)
 
 
