@@ -491,3 +491,53 @@ def test_a_shared_name_is_refused_and_sa_n_reaches_a_failed_requests_account(
     assert "SA-2 (active, owner <@U0BOB>)" in ambiguous
     assert bobs.status == "active" and leftover.status == "deleted"
     assert "Bob's release sync" in shown_bob
+
+
+def test_a_failed_requests_unconfirmed_account_is_found_and_deleted(
+    sandbox: Sandbox, slack: SlackSandbox, admin_bot: BotProcess
+) -> None:
+    """The create took effect but its answer was lost, and Atlassian's list could not be read
+    on any try: the request fails saying an account may exist. Once the list answers again,
+    `delete SA-1` finds that account by the request's marker and deletes it."""
+    wait_reconciled(admin_bot)
+    sandbox.atlassian.add_fault("create", "reset", after=True)
+    sandbox.atlassian.add_fault("list", "500", count=1000)
+    submit_request(slack, form("unknown-bot", ("jira",), 30, "Syncs the release board"))
+    first = posted_with(slack, APPROVALS, "unknown-bot", "request_approve")
+    slack.click(BOB, APPROVALS, first["ts"], "request_approve")
+    slack.wait_for(
+        lambda: (
+            rows(admin_bot.database_url, "SELECT status FROM service_account_request")[0]["status"]
+            == "failed"
+        ),
+        timeout=120,
+        what="the request failed while the list could not be read",
+    )
+    [reason] = rows(admin_bot.database_url, "SELECT status_reason FROM service_account_request")
+    [made] = sandbox.atlassian.live_accounts()  # made at Atlassian, unknown to the database
+    sandbox.atlassian.faults.clear()
+    confirm(slack, CAROL, "delete", "delete SA-1")
+    slack.wait_for(lambda: made.status == "deleted", timeout=30, what="the account deleted")
+    [row] = rows(admin_bot.database_url, "SELECT atlassian_account_id FROM service_account")
+    record(
+        "A failed request's account that Atlassian never confirmed",
+        "create answered with a reset after it took effect; every list answers 500 until the "
+        "request fails; then `delete SA-1`",
+        runs=1,
+        duplicates=len(sandbox.atlassian.live_accounts()),
+        lost=int(made.status != "deleted"),
+        engine=engine_of(admin_bot.database_url),
+        note=f"failed with: {reason['status_reason']}",
+    )
+    assert made.status == "deleted" and row["atlassian_account_id"] == made.atlassian_id
+    assert sandbox.atlassian.live_accounts() == []
+
+
+def wait_reconciled(bot: BotProcess) -> None:
+    """The reconcile due at start-up lists the accounts: let it pass before faults are queued."""
+    slack_wait = time.monotonic() + 15
+    while not rows(
+        bot.database_url, "SELECT id FROM audit_event WHERE action = 'reconcile_checked'"
+    ):
+        assert time.monotonic() < slack_wait, "the start-up reconcile did not run"
+        time.sleep(0.05)
