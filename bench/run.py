@@ -216,7 +216,7 @@ def _one_reveal(slack: SlackSandbox, name: str) -> float:
         token_replies,
     )
 
-    submit_request(slack, {**GOOD_FORM, "name": {"value": name}})
+    submit_request(slack, {**GOOD_FORM, "name": {"name": name}})
     ask = slack.wait_for(
         lambda: [
             m

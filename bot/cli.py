@@ -89,30 +89,111 @@ def _sandbox(args: argparse.Namespace) -> int:
     return serve_forever(host=args.host, bot_url=args.bot_url)
 
 
-def _demo(_args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
-    return run_demo()
+    return run_demo(socket_mode=args.socket_mode)
 
 
 def _manifest(args: argparse.Namespace) -> int:
-    from bot.manifest import ManifestError, render
+    from bot.manifest import ManifestError, render, render_socket_mode
 
     try:
-        print(render(args.url, args.file), end="")
+        if args.socket_mode:
+            print(render_socket_mode(args.file), end="")
+        else:
+            print(render(args.url, args.file), end="")
     except ManifestError as error:
         print(f"sabot: {error}", file=sys.stderr)
         return 2
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from bot.doctor import run
+
+    settings = load_settings()
+    # Every credential masked in the log lines and in the report itself.
+    logs.configure(settings.log_level, settings.credentials())
+    return run(settings, args.format, args.timeout)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 300:
+        raise argparse.ArgumentTypeError("must be more than 0 and at most 300 seconds")
+    return value
+
+
+DOCTOR_HELP = """\
+Checks a deployment without changing anything, with the settings `sabot serve` reads
+(environment or .env): one line per check, `ok   CHECK: what was seen` or
+`FAIL CHECK: what is wrong — the fix`; `warn` passes but says what will fail soon, `skip`
+could not be checked because a check it needs failed.
+
+  policy                  the policy file (or SABOT_* settings) is valid, as `sabot policy check`
+  database                DATABASE_URL answers (an SQLite file is opened read-only)
+  database schema         migrated to the newest revision (else: `sabot db upgrade`)
+  slack token             auth.test accepts SLACK_BOT_TOKEN
+  slack scopes            the granted scopes (x-oauth-scopes) cover app_manifest.yml's
+  slack channel           the approvers' channel exists and the bot is a member
+  slack people            every approver and admin id exists and is not deactivated
+  slack groups            every user group the policy names is readable, with members
+  slack app token         when SLACK_APP_TOKEN is set: apps.connections.open accepts it
+  atlassian key           ATLASSIAN_API_KEY is accepted
+  atlassian org           ATLASSIAN_ORG_ID resolves
+  atlassian key scope     the key has no scopes (a scoped one cannot grant or mint)
+  atlassian routes        which route set (documented api-access, or console) answers
+  atlassian sites         the site: ATLASSIAN_SITE_ID, or the organisation's only one
+  atlassian products      the products the policy offers are on that site
+  atlassian quota         service accounts in use of the policy's service_account_limit
+
+Slack, Atlassian and the database are asked at once; each check gets --timeout seconds.
+Exit status: 0 when every check passed (warnings included), 1 when any failed or could not be
+checked, 2 when a setting is malformed."""
+
+
+def _doctor_parser(sub: Any) -> None:
+    doctor = sub.add_parser(
+        "doctor",
+        help="check a deployment (Slack, Atlassian, database, policy) without changing it",
+        description=DOCTOR_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    doctor.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: one line per check; json: {checks: [{check, ok, status, detail, fix}], "
+        "summary} (default %(default)s)",
+    )
+    doctor.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="longest wait for one check's answers (default %(default)g)",
+    )
+    doctor.set_defaults(run=_doctor)
+
+
 def _manifest_parser(sub: Any) -> None:
     manifest = sub.add_parser(
         "manifest",
-        help="print the Slack app manifest for a public URL",
-        description="Prints app_manifest.yml with https://bot.example.com replaced by --url.",
+        help="print the Slack app manifest for a public URL, or for Socket Mode",
+        description="Prints app_manifest.yml with https://bot.example.com replaced by --url, "
+        "or, with --socket-mode, with Socket Mode on and no request URLs.",
     )
-    manifest.add_argument("--url", required=True, help="public base URL, e.g. https://bot.acme.io")
+    where = manifest.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="public base URL, e.g. https://bot.acme.io")
+    where.add_argument(
+        "--socket-mode",
+        action="store_true",
+        help="for `sabot socket`: no public URL, an app-level token (SLACK_APP_TOKEN) instead",
+    )
     manifest.add_argument("--file", type=Path, help="manifest to read (default: app_manifest.yml)")
     manifest.set_defaults(run=_manifest)
 
@@ -157,7 +238,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "socket",
         help="serve Slack over Socket Mode (needs SLACK_APP_TOKEN)",
-        description="For a laptop without a public URL.",
+        description="For a laptop without a public URL. Runs until SIGTERM/SIGINT (exit 0); "
+        "exits 2 with one line when Slack refuses SLACK_APP_TOKEN.",
     ).set_defaults(run=_socket)
 
     db = sub.add_parser("db", help="database maintenance")
@@ -168,6 +250,7 @@ def parser() -> argparse.ArgumentParser:
 
     _policy_parsers(sub)
     _manifest_parser(sub)
+    _doctor_parser(sub)
     from bot.admin_cli import add_admin_parsers
 
     add_admin_parsers(sub)
@@ -186,13 +269,19 @@ def parser() -> argparse.ArgumentParser:
     )
     sandbox.set_defaults(run=_sandbox)
 
-    sub.add_parser(
+    demo = sub.add_parser(
         "demo",
         help="play the whole flow locally, no credentials needed",
         description="Starts the stand-ins and a real server with a temporary "
         "database, plays a requester and an approver, prints what each saw; exits 0 "
         "only if the token reached the requester ephemerally.",
-    ).set_defaults(run=_demo)
+    )
+    demo.add_argument(
+        "--socket-mode",
+        action="store_true",
+        help="run `sabot socket` instead of `sabot serve`: Slack's envelopes over a WebSocket",
+    )
+    demo.set_defaults(run=_demo)
     return top
 
 

@@ -63,8 +63,8 @@ def list_filter(words: list[str]) -> AccountFilter:
             expiring = timedelta(days=int(days.group(1)))
         elif word.startswith("--"):
             raise BadArguments(
-                f"Unknown flag {unescape(word)[:30]}; use --owner, --product, "
-                "--status or --expiring."
+                "Unknown flag {}; use --owner, --product, --status or --expiring.",
+                unescape(word)[:30],
             )
         else:
             text.append(unescape(word))
@@ -83,7 +83,7 @@ def name_and_flags(
     unknown = given - set(flags)
     names = [w for w in words if not w.startswith("--")]
     if unknown:
-        raise BadArguments(f"Unknown flag {sorted(unknown)[0][:30]} for {command}.")
+        raise BadArguments(f"Unknown flag {{}} for {command}.", unescape(sorted(unknown)[0])[:30])
     if len(names) != 1:
         usage = f"{command} NAME" + "".join(f" [{f}]" for f in flags)
         raise BadArguments(f"Usage: {usage}")

@@ -2,7 +2,8 @@
 
 The Slack and Atlassian stand-ins and a real `sabot serve` process run on free local ports with
 a temporary database; a requester (alice) and an approver (bob) act over signed HTTP, as Slack
-would send their clicks.
+would send their clicks. With `--socket-mode` the process is `sabot socket` instead, and the
+same clicks reach it as envelopes over the WebSocket it opened.
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ T = TypeVar("T")
 ALICE, BOB, CAROL, GENERAL = "U0ALICE", "U0BOB", "U0CAROL", "C0GENERAL"
 EXAMPLE_POLICY = Path(__file__).resolve().parent.parent / "examples" / "policy.yml"
 FORM = {
-    "name": {"value": "ci-release-notes"},
-    "justification": {"value": "Posts release notes to Confluence and links Jira issues from CI"},
-    "products": {"value": ["jira", "confluence"]},
-    "scopes": {"value": ["read:jira-work", "write:confluence-content"]},
-    "lifetime_days": {"value": "30"},
+    "name": {"name": "ci-release-notes"},
+    "justification": {
+        "justification": "Posts release notes to Confluence and links Jira issues from CI"
+    },
+    "products": {"products": ["jira", "confluence"]},
+    "scopes": {"scopes": ["read:jira-work", "write:confluence-content"]},
+    "lifetime_days": {"lifetime_days": "30"},
 }
 
 
@@ -175,23 +178,27 @@ class Demo:
         return cards[-1] if cards and "revealed at" in json.dumps(cards[-1]["blocks"]) else None
 
 
-def _start_server(sandbox: Sandbox, workdir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
-    port = free_port()
+def _bot_env(sandbox: Sandbox, workdir: Path, *, socket_mode: bool) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("SLACK_", "SABOT_", "ATLASSIAN_", "DATABASE_"))
     }
-    env.update(sandbox.bot_env())
+    env.update(sandbox.socket_mode_env() if socket_mode else sandbox.bot_env())
     env["DATABASE_URL"] = f"sqlite:///{workdir / 'demo.db'}"
     if EXAMPLE_POLICY.exists():  # from a checkout; an installed wheel has no examples/
         env["SABOT_POLICY"] = str(EXAMPLE_POLICY)
+    return env
+
+
+def _start_server(sandbox: Sandbox, workdir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    port = free_port()
     log_path = workdir / "server.log"
     # cwd is the empty temporary folder, so no .env of the user's is read.
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "serve", "--port", str(port)],
         cwd=workdir,
-        env=env,
+        env=_bot_env(sandbox, workdir, socket_mode=False),
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
     )
@@ -200,26 +207,47 @@ def _start_server(sandbox: Sandbox, workdir: Path) -> tuple[subprocess.Popen[byt
     while time.monotonic() < deadline and process.poll() is None:
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return process, url, log_path
+                sandbox.slack.bot_url = url
+                return process, f"server at {url}", log_path
         except httpx.TransportError:
             time.sleep(0.05)
     process.kill()
     raise StepFailed(f"the server did not start:\n{log_path.read_text()[-2000:]}")
 
 
-def run_demo() -> int:
-    """Play the flow; 0 only if alice received the token ephemerally."""
+def _start_socket_bot(sandbox: Sandbox, workdir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """`sabot socket`, once the Slack stand-in has its connection: no URL to send to."""
+    log_path = workdir / "server.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "socket"],
+        cwd=workdir,
+        env=_bot_env(sandbox, workdir, socket_mode=True),
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        if "sabot connected over Socket Mode" in log_path.read_text(errors="replace"):
+            return process, "`sabot socket` connected over Socket Mode", log_path
+        time.sleep(0.05)
+    process.kill()
+    raise StepFailed(f"sabot socket did not connect:\n{log_path.read_text()[-2000:]}")
+
+
+def run_demo(socket_mode: bool = False) -> int:
+    """Play the flow (the bot over HTTP, or over Socket Mode); 0 only if alice received the
+    token ephemerally."""
     with tempfile.TemporaryDirectory(prefix="sabot-demo-") as folder:
         sandbox = start_sandbox()
         process, log_path = None, Path(folder) / "server.log"
         try:
-            process, url, log_path = _start_server(sandbox, Path(folder))
-            sandbox.slack.bot_url = url
+            start = _start_socket_bot if socket_mode else _start_server
+            process, bot, log_path = start(sandbox, Path(folder))
             policy = EXAMPLE_POLICY if EXAMPLE_POLICY.exists() else "the settings"
             print(f"sabot demo: policy from {policy}")
             print(
                 f"sabot demo: stand-ins at {sandbox.slack_url} (Slack) and "
-                f"{sandbox.atlassian_url} (Atlassian); server at {url}"
+                f"{sandbox.atlassian_url} (Atlassian); {bot}"
             )
             with SlackSandbox(sandbox.slack_url) as slack:
                 Demo(sandbox, slack).play()

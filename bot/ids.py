@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 
@@ -18,7 +19,6 @@ class ActionId(StrEnum):
     HOME_REQUEST = "home_request"
     REASSIGN = "owner_reassign"
     BREAK_GLASS = "request_break_glass"
-    INPUT = "value"  # the one element of each input block
 
 
 class BlockId(StrEnum):
@@ -42,3 +42,14 @@ class CallbackId(StrEnum):
     DENY = "deny_submit"
     BREAK_GLASS = "break_glass_submit"
     REASSIGN = "reassign_submit"
+
+
+def one_of_many(action: ActionId, key: object) -> str:
+    """The action id of one of several like buttons in a view (an approve button per waiting
+    request in Home): Slack wants every action id of a view or message to be unique."""
+    return f"{action.value}.{key}"
+
+
+def routes(action: ActionId) -> re.Pattern[str]:
+    """What a listener for `action` matches: the bare id and each `one_of_many` form of it."""
+    return re.compile(rf"^{re.escape(action.value)}(\.[\w-]+)?$")

@@ -45,6 +45,22 @@ def find_manifest() -> Path:
     raise ManifestError(f"no {FILE_NAME} found: give its path with --file")
 
 
+def bot_scopes(path: Path | None = None) -> list[str]:
+    """The bot token scopes the manifest asks for (`oauth_config.scopes.bot`), in its order."""
+    import yaml  # only here: `sabot manifest` itself is a text replacement
+
+    source = path or find_manifest()
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise ManifestError(f"cannot read {source}: {error}") from None
+    scopes = ((data or {}).get("oauth_config") or {}).get("scopes") or {}
+    found = scopes.get("bot") if isinstance(scopes, dict) else None
+    if not isinstance(found, list) or not all(isinstance(s, str) for s in found):
+        raise ManifestError(f"{source} lists no oauth_config.scopes.bot")
+    return list(found)
+
+
 def render(url: str, path: Path | None = None) -> str:
     """The manifest with every `https://bot.example.com` replaced by the base of `url`."""
     base = base_url(url)
@@ -56,3 +72,36 @@ def render(url: str, path: Path | None = None) -> str:
     if PLACEHOLDER not in text:
         raise ManifestError(f"{source} has no {PLACEHOLDER} to replace")
     return text.replace(PLACEHOLDER, base)
+
+
+SOCKET_MODE_HEADER = (
+    "# Slack app manifest for sabot in Socket Mode (`sabot socket`): Slack reaches the app over\n"
+    "# the WebSocket it opens, so there is no request URL. Give it an app-level token with the\n"
+    "# connections:write scope (Basic Information > App-Level Tokens) as SLACK_APP_TOKEN.\n"
+)
+
+
+def render_socket_mode(path: Path | None = None) -> str:
+    """The manifest for Socket Mode: `socket_mode_enabled: true` and no request URL anywhere
+    (Slack sends a Socket Mode app nothing over HTTP)."""
+    source = path or find_manifest()
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ManifestError(f"cannot read {source}: {error.strerror}") from None
+    lines = text.splitlines(keepends=True)
+    while lines and lines[0].startswith("#"):
+        lines.pop(0)  # the header tells how to fill in the URL
+    kept = [line for line in lines if not _is_request_url(line)]
+    out = SOCKET_MODE_HEADER + "".join(kept)
+    if "socket_mode_enabled: false" not in out:
+        raise ManifestError(f"{source} has no `socket_mode_enabled: false` to turn on")
+    out = out.replace("socket_mode_enabled: false", "socket_mode_enabled: true")
+    if PLACEHOLDER in out:
+        raise ManifestError(f"{source} uses {PLACEHOLDER} outside a url or request_url")
+    return out
+
+
+def _is_request_url(line: str) -> bool:
+    key, _, value = line.strip().partition(":")
+    return key in ("url", "request_url") and value.strip().startswith(PLACEHOLDER)

@@ -15,9 +15,10 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.logs import secret_in_flight
 from bot.views import accounts as accounts_views
 from bot.views import request_messages as views
+from bot.views.manual_token import manual_token_request
 from bot.views.text import escape
 from bot.views.token_delivery import token_message
-from workflows.ports import MessageRef, ReplyTarget, RequestSnapshot, TokenDelivery
+from workflows.ports import ManualToken, MessageRef, ReplyTarget, RequestSnapshot, TokenDelivery
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,15 @@ class SlackNotifier:
         await self.client.chat_postMessage(
             channel=self.approval_channel, text=text, blocks=[SectionBlock(text=text).to_dict()]
         )
+
+    async def ask_for_manual_token(self, admins: list[str], manual: ManualToken) -> None:
+        text, blocks = manual_token_request(manual)
+        if not admins:  # nobody named admin: the approvers' channel is who runs sabot
+            await self.client.chat_postMessage(
+                channel=self.approval_channel, text=text, blocks=_dicts(blocks)
+            )
+        for admin in admins:
+            await self._dm(admin, text, blocks)
 
     async def _dm(self, user_id: str, text: str, blocks: list[Block]) -> MessageRef:
         dm = await self.client.conversations_open(users=user_id)

@@ -9,7 +9,7 @@ from bot.directory import SlackDirectory
 from bot.settings import Settings
 from bot.slack_api import web_client
 from workflows.catalog import Product
-from workflows.policy import People, Policy
+from workflows.policy import People, Policy, PolicyFile
 from workflows.policy_file import PolicyError, load_policy
 
 
@@ -22,13 +22,17 @@ def check(path: str | None) -> int:
     except PolicyError as error:
         print(error, file=sys.stderr)
         return 1
+    print(f"{path}: valid. {describe(rules)}")
+    return 0
+
+
+def describe(rules: PolicyFile) -> str:
+    """The policy in one line: channel, products and quorum (`policy check`, `doctor`)."""
     products = ", ".join(p.value for p in rules.products)
-    print(
-        f"{path}: valid. Channel {rules.approval_channel}; products {products}; "
-        f"quorum {rules.quorum.default}"
+    return (
+        f"Channel {rules.approval_channel}; products {products}; quorum {rules.quorum.default}"
         + (f" ({rules.quorum.write} for write scopes)" if rules.quorum.write else "")
     )
-    return 0
 
 
 def _who(rule: People) -> str:

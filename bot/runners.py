@@ -8,7 +8,7 @@ import signal
 
 from bot.app import build_app
 from bot.assembly import assemble, settle_heap
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +38,30 @@ async def run_worker(settings: Settings) -> int:
 
 
 async def run_socket_mode(settings: Settings) -> int:
-    """Same listeners over a WebSocket: for a laptop with no public URL."""
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    """Same listeners over a WebSocket: for a laptop with no public URL. SIGTERM or SIGINT stops
+    it at any moment (connecting, connected, reconnecting); a refused app token stops it with
+    one line naming SLACK_APP_TOKEN (SettingsError: exit 2)."""
+    from bot.socket_mode import SocketModeLink
 
     assembly = await assemble(settings)
     _stop_on_signals(assembly.stop)
     app = build_app(assembly.services, assembly.client, socket_mode=True)
     assert settings.slack_app_token is not None
-    handler = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+    link = SocketModeLink(
+        app,
+        settings.slack_app_token.get_secret_value(),
+        assembly.client,  # given, not left to Bolt: on SLACK_API_URL, with the process's pool
+        on_refused=assembly.stop.set,
+    )
     assembly.start_worker()
-    await handler.connect_async()
-    settle_heap()
-    log.info("sabot connected over Socket Mode")
-    await assembly.stop.wait()
-    await handler.close_async()
-    await assembly.close()
+    try:
+        if await link.connect_until(assembly.stop):
+            settle_heap()
+            log.info("sabot connected over Socket Mode")
+            await assembly.stop.wait()
+    finally:
+        await link.close()
+        await assembly.close()
+    if link.refusal is not None:
+        raise SettingsError(link.refusal)
     return 0

@@ -12,6 +12,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.background import Background
 from bot.settings import Settings
+from bot.views.text import escape
 from workflows.errors import UserError
 from workflows.runtime import Runtime
 
@@ -39,7 +40,7 @@ def reference_id() -> str:
 def problem_text(error: Exception) -> str:
     """A known error's own words; an unknown one becomes a reference id, detail in the log."""
     if isinstance(error, UserError):
-        return str(error)
+        return error.shown(escape)
     ref = reference_id()
     log.error("unexpected error (ref %s)", ref, exc_info=error)
     return f"Something went wrong on my side (reference `{ref}`). An admin can look it up."

@@ -16,6 +16,14 @@ Choices the reference leaves open (documented here, relied on by tests):
   `{"code": 401, "message": "Unauthorized"}` for a missing or wrong key anywhere.
 - A fault queued with `"after": true` lets the request take effect and then loses the answer
   (e.g. a mint whose token exists but was never seen by the client).
+- A route set can be switched off (`AtlassianState.switch_off`, or `POST /_sandbox/config`
+  with `access_routes_off`, `console_routes_off`, `mint_refused`): its routes then answer as
+  the gateway answers a route that is not there, `{"code": 404, "message": "Not Found"}` (or
+  405 "Method Not Allowed"), whatever the key; the mint alone may also answer a plain 403 in
+  the `/users` error style. A missing account on a documented route says "Service account not
+  found" (`{"detail"}`), so the two 404s differ in their bodies, as Atlassian's do.
+- The documented token lists show tokens in the ApiToken shape (`expiresAt`, `lastActiveAt`);
+  the console list keeps its own (`expiry`, `lastAccess`).
 """
 
 from __future__ import annotations
@@ -71,11 +79,29 @@ FAULT_ROUTES = frozenset(
     {"create", "grant", "mint", "list", "revoke", "delete", "workspaces", "any"}
 )
 FAULT_KINDS = frozenset({"429", "500", "reset", "hang", "html403", "409", "402", "302", "slow"})
-CONFIG_KEYS = {
+ROUTE_SETS = {"access": ("404", "405"), "console": ("404", "405"), "mint": ("403", "404", "405")}
+
+
+def _route_answer(routes: str) -> Callable[[Any], str]:
+    """Validates a switch: "" serves the routes, else the status they answer."""
+
+    def check(value: Any) -> str:
+        answer = str(value or "")
+        if answer and answer not in ROUTE_SETS[routes]:
+            raise ValueError(f"{routes} routes answer one of {ROUTE_SETS[routes]}, or ''")
+        return answer
+
+    return check
+
+
+CONFIG_KEYS: dict[str, Callable[[Any], Any]] = {
     "quota": int,
     "propagation_seconds": float,
     "grant_apply_seconds": float,
     "answer_delay_seconds": float,
+    "access_routes_off": _route_answer("access"),
+    "console_routes_off": _route_answer("console"),
+    "mint_refused": _route_answer("mint"),
 }
 
 
@@ -153,6 +179,16 @@ class Token:
             "lastAccess": None,
         }
 
+    def access_info(self) -> dict[str, Any]:
+        """The token as the documented routes show it (the ApiToken shape): no value."""
+        return {
+            "id": self.id,
+            "label": self.label,
+            "createdAt": _iso(self.created_at),
+            "expiresAt": self.expiry,
+            "lastActiveAt": None,
+        }
+
 
 @dataclass
 class Fault:
@@ -184,6 +220,22 @@ class AtlassianState:
     faults: list[Fault] = field(default_factory=list)
     clock: Callable[[], float] = time.time
     next_link_base: str | None = None  # e.g. "https://api.atlassian.com": links.next off-host
+    # Route sets switched off: "" served, else the status they answer (see `switch_off`).
+    access_routes_off: str = ""
+    console_routes_off: str = ""
+    mint_refused: str = ""
+
+    def switch_off(self, routes: str, answer: str) -> None:
+        """Make a route set answer as a route that is not there ("404", "405") or, for the
+        mint alone, as a refused one ("403"); "" serves it again. `routes`: "access" (the
+        documented API Access routes), "console" (/admin/account-management and /users) or
+        "mint". Same as POST /_sandbox/config."""
+        key = {"access": "access_routes_off", "console": "console_routes_off"}.get(
+            routes, "mint_refused"
+        )
+        if routes not in ROUTE_SETS:
+            raise ValueError(f"no route set {routes!r}")
+        setattr(self, key, CONFIG_KEYS[key](answer))
 
     def create_account(
         self, display_name: str, description: str = "", *, created_by_bot: bool = True
@@ -209,6 +261,18 @@ class AtlassianState:
         account = self.create_account(display_name, created_by_bot=created_by_bot)
         account.created_at = account.updated_at = self.clock() - 86400
         return account
+
+    def scope_the_key(self) -> None:
+        """The key clients hold becomes a scoped key: the documented API Access routes (and
+        the workspaces) still take it, the console and /users routes answer 403. The
+        organisation's unscoped key is then another one, which no client has."""
+        self.scoped_key, self.api_key = self.api_key, f"atl-unscoped-{secrets.token_hex(8)}"
+
+    def revoke_the_key(self) -> None:
+        """The key clients hold stops working (revoked, or past its year): 401 everywhere."""
+        if self.scoped_key == self.api_key:
+            self.scoped_key = None
+        self.api_key = f"atl-new-{secrets.token_hex(8)}"
 
     def live_accounts(self) -> list[Account]:
         """Accounts not deleted."""
@@ -403,6 +467,26 @@ def _fault_response(state: AtlassianState, fault: Fault, style: str, path: str) 
 Handler = Callable[[AtlassianState, Request, Any], Response]
 
 
+def _switched_off(state: AtlassianState, path: str, family: str) -> Response | None:
+    """The answer of a route set switched off (see `AtlassianState.switch_off`), or None."""
+    if path.startswith("/admin/api-access/"):
+        answer = state.access_routes_off
+    elif path.startswith(("/admin/account-management/", "/users/")):
+        answer = state.console_routes_off
+        if not answer and family == "mint":
+            answer = state.mint_refused
+            if answer == "403":
+                refusal = "API tokens for this account cannot be created through this route"
+                return _error("errors", 403, refusal, path, "FORBIDDEN")
+    else:
+        return None
+    if not answer:
+        return None
+    status = int(answer)
+    # The gateway's own answer for a route it does not have: not the route's error style.
+    return JSONResponse({"code": status, "message": HTTPStatus(status).phrase}, status_code=status)
+
+
 def _api(
     state: AtlassianState, handler: Handler, *, family: str, style: str, console: bool
 ) -> Callable[[Request], Any]:
@@ -437,6 +521,9 @@ def _api(
         key = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if key not in (state.api_key, state.scoped_key) or not key:
             return JSONResponse({"code": 401, "message": "Unauthorized"}, status_code=401)
+        switched_off = _switched_off(state, path, family)
+        if switched_off is not None:
+            return switched_off
         try:
             if console and key != state.api_key:
                 raise ApiError(403, "The API key is scoped; this route needs an unscoped key")
@@ -699,11 +786,22 @@ def access_delete(state: AtlassianState, request: Request, body: Any) -> Respons
     return Response(status_code=204)
 
 
+def _token_page(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """One page holds them all: the stand-in never splits a token list."""
+    return {"links": {"next": None, "prev": None}, "items": items, "total": len(items)}
+
+
+def _labelled(request: Request, tokens: list[Token]) -> list[Token]:
+    """The documented `?tokenLabel=` filter."""
+    label = request.query_params.get("tokenLabel")
+    return [t for t in tokens if not label or t.label == label]
+
+
 def access_tokens(state: AtlassianState, request: Request, body: Any) -> Response:
-    """GET /service-accounts/{id}/api-tokens."""
+    """GET /service-accounts/{id}/api-tokens: the ApiToken shape, in a page."""
     account = _live_account(state, request)
-    items = [t.info() for t in _live_tokens(state, account.atlassian_id)]
-    return JSONResponse({"items": items, "links": {}, "total": len(items)})
+    items = [t.access_info() for t in _labelled(request, _live_tokens(state, account.atlassian_id))]
+    return JSONResponse(_token_page(items))
 
 
 def access_revoke_all(state: AtlassianState, request: Request, body: Any) -> Response:
@@ -715,11 +813,11 @@ def access_revoke_all(state: AtlassianState, request: Request, body: Any) -> Res
 def access_org_tokens(state: AtlassianState, request: Request, body: Any) -> Response:
     """GET /service-accounts/api-tokens: live tokens of every live account."""
     items = [
-        {**t.info(), "serviceAccountId": a.id, "atlassianId": a.atlassian_id}
+        {**t.access_info(), "serviceAccountId": a.id, "atlassianId": a.atlassian_id}
         for a in state.live_accounts()
-        for t in _live_tokens(state, a.atlassian_id)
+        for t in _labelled(request, _live_tokens(state, a.atlassian_id))
     ]
-    return JSONResponse({"items": items, "links": {}, "total": len(items)})
+    return JSONResponse(_token_page(items))
 
 
 def access_count(state: AtlassianState, request: Request, body: Any) -> Response:
@@ -768,10 +866,39 @@ def _control_routes(state: AtlassianState) -> list[Route]:
 
     async def seed(request: Request) -> Response:
         body = await request.json()
-        account = state.seed_account(
-            str(body["displayName"]), created_by_bot=bool(body.get("createdByBot", False))
-        )
+        by_bot = bool(body.get("createdByBot", False))
+        if "count" in body:  # that many accounts, named `displayName-1` ... `displayName-N`
+            made = [
+                state.seed_account(f"{body['displayName']}-{n}", created_by_bot=by_bot)
+                for n in range(1, int(body["count"]) + 1)
+            ]
+            return JSONResponse({"items": [a.item(state.org_id) for a in made]}, status_code=201)
+        account = state.seed_account(str(body["displayName"]), created_by_bot=by_bot)
         return JSONResponse(account.item(state.org_id), status_code=201)
+
+    async def key(request: Request) -> Response:
+        """`{"scoped": true}` or `{"revoked": true}`: what happens to the key clients hold."""
+        body = await request.json()
+        if body == {"scoped": True}:
+            state.scope_the_key()
+        elif body == {"revoked": True}:
+            state.revoke_the_key()
+        else:
+            return JSONResponse({"message": 'send {"scoped": true} or {"revoked": true}'}, 400)
+        return Response(status_code=204)
+
+    async def sites(request: Request) -> Response:
+        """Replace the organisation's sites: `{"sites": [{cloud_id, product, host_url}]}`,
+        one entry per product on a site (`jira-software`, `confluence`)."""
+        body = await request.json()
+        given = body.get("sites") if isinstance(body, dict) else None
+        fields = {"cloud_id", "product", "host_url"}
+        if not isinstance(given, list) or not all(
+            isinstance(s, dict) and set(s) == fields for s in given
+        ):
+            return JSONResponse({"message": f"sites: a list of {sorted(fields)}"}, 400)
+        state.sites = [{k: str(v) for k, v in site.items()} for site in given]
+        return JSONResponse(state.sites)
 
     async def summary(request: Request) -> Response:
         return JSONResponse(state.summary())
@@ -787,6 +914,8 @@ def _control_routes(state: AtlassianState) -> list[Route]:
         Route("/_sandbox/faults", clear_faults, methods=["DELETE"]),
         Route("/_sandbox/config", config, methods=["POST"]),
         Route("/_sandbox/seed", seed, methods=["POST"]),
+        Route("/_sandbox/key", key, methods=["POST"]),
+        Route("/_sandbox/sites", sites, methods=["POST"]),
         Route("/_sandbox/state", summary, methods=["GET"]),
         Route("/_sandbox/minted", minted, methods=["GET"]),
         Route("/_sandbox/calls", calls, methods=["GET"]),

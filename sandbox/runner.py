@@ -12,6 +12,7 @@ import uvicorn
 
 from sandbox.atlassian import AtlassianState, create_atlassian_app
 from sandbox.slack import SlackState, create_slack_app
+from sandbox.slack_socket import serve_socket_mode
 
 APPROVAL_CHANNEL = "C0APPROVALS"
 APPROVERS = ("U0BOB", "U0CAROL")
@@ -54,6 +55,10 @@ class Sandbox:
             "ATLASSIAN_API_KEY": self.atlassian.api_key,
         }
 
+    def socket_mode_env(self) -> dict[str, str]:
+        """`bot_env` plus the app-level token `sabot socket` connects with."""
+        return {**self.bot_env(), "SLACK_APP_TOKEN": self.slack.app_token}
+
     def stop(self) -> None:
         for server in self._servers:
             server.should_exit = True
@@ -67,6 +72,7 @@ def start_sandbox(host: str = "127.0.0.1", bot_url: str | None = None) -> Sandbo
     # Bound here and handed to uvicorn, so a test starting at the same moment cannot take the
     # port between choosing it and listening on it.
     sockets = [listening_socket(host), listening_socket(host)]
+    socket_mode = listening_socket(host)  # the Slack stand-in's WebSocket (Socket Mode)
     slack_port, atlassian_port = (int(sock.getsockname()[1]) for sock in sockets)
     sandbox = Sandbox(
         slack_state,
@@ -80,12 +86,16 @@ def start_sandbox(host: str = "127.0.0.1", bot_url: str | None = None) -> Sandbo
     ]
 
     async def serve() -> None:
-        await asyncio.gather(
-            *(
-                server.serve(sockets=[sock])
-                for server, sock in zip(sandbox._servers, sockets, strict=True)
+        links = await serve_socket_mode(slack_state, socket_mode)
+        try:
+            await asyncio.gather(
+                *(
+                    server.serve(sockets=[sock])
+                    for server, sock in zip(sandbox._servers, sockets, strict=True)
+                )
             )
-        )
+        finally:
+            await links.cleanup()
 
     sandbox._thread = threading.Thread(
         target=asyncio.run, args=(serve(),), daemon=True, name="sandbox"
@@ -107,6 +117,7 @@ def serve_forever(host: str = "127.0.0.1", bot_url: str | None = None) -> int:
     print("\nPoint a bot at them with:\n")
     for key, value in sandbox.bot_env().items():
         print(f"export {key}={value}")
+    print(f"export SLACK_APP_TOKEN={sandbox.slack.app_token}  # for `sabot socket` (Socket Mode)")
     print(
         f"\nDrive it: POST {sandbox.slack_url}/_sandbox/command "
         '{"user":"U0ALICE","channel":"C0GENERAL","text":"request"}'

@@ -7,6 +7,8 @@
 * Slack towards the bot (`/_sandbox/...`): builds, signs and POSTs slash commands, button clicks,
   view submissions and events to `{bot_url}/slack/events`, then interprets the bot's answer the way
   Slack does (ack bodies shown to the user, `response_action` for modals, 3-second ack deadline).
+  Once an app connects over Socket Mode (sandbox/slack_socket.py), the same payloads go to it in
+  envelopes over its WebSocket instead, and its acks are read as those answers.
 
 Rules come from /work/shared/reference/slack-platform.md; required arguments per Web API method come
 from Slack's OpenAPI description, extracted into `slack_methods.json` beside this module.
@@ -24,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
@@ -33,13 +35,44 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from sandbox.block_kit import (
+    MAX_MESSAGE_BLOCKS,
+    block_elements,
+    block_problems,
+    view_problems,
+    with_generated_ids,
+)
 from sandbox.signing import SIGNATURE_HEADER, signed_headers
+
+if TYPE_CHECKING:
+    from sandbox.slack_socket import SocketHub
 
 JSON = dict[str, Any]
 
-MAX_MESSAGE_BLOCKS = 50
-MAX_VIEW_BLOCKS = 100
 MAX_TEXT = 40_000
+# The bot scopes app_manifest.yml asks for: what Slack grants an app installed from it (a test
+# holds the two equal). Web API answers name the granted ones in `x-oauth-scopes`.
+MANIFEST_SCOPES = (
+    "commands",
+    "chat:write",
+    "im:write",
+    "users:read",
+    "usergroups:read",
+    "channels:read",
+    "groups:read",
+)
+SCOPES_HEADER = "x-oauth-scopes"
+# The scope each method needs (conversations.info: by the channel's kind, see there); a call
+# without it is refused with `missing_scope`, as Slack does.
+METHOD_SCOPES = {
+    "chat.postMessage": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "chat.update": "chat:write",
+    "chat.delete": "chat:write",
+    "conversations.open": "im:write",
+    "users.info": "users:read",
+    "usergroups.users.list": "usergroups:read",
+}
 # Arguments Slack accepts as JSON strings in form bodies; decoded so records and checks see objects.
 JSON_ARGS = ("blocks", "view", "attachments", "metadata")
 
@@ -194,6 +227,17 @@ class SlackState:
     deliveries: list[JSON] = field(default_factory=list)  # what was POSTed to the bot
     last_ts_micros: int = 0
     balancer: Iterator[int] = field(default_factory=itertools.count)
+    # Socket Mode (sandbox/slack_socket.py): the app-level token and Slack's side of the socket.
+    app_token: str = "xapp-1-A0SABOT-1-sandbox-app-token"
+    socket_mode: SocketHub | None = None
+    # The bot token's scopes, comma-separated as in the header (`set_config` changes them).
+    granted_scopes: str = ",".join(MANIFEST_SCOPES)
+
+    def require_scope(self, scope: str) -> None:
+        """Refuse a call the bot token's scopes do not cover, in Slack's words."""
+        granted = [s for s in self.granted_scopes.split(",") if s]
+        if scope not in granted:
+            raise ApiError("missing_scope", extra={"needed": scope, "provided": ",".join(granted)})
 
     def __post_init__(self) -> None:
         # Seed after construction so an overridden bot_user_id lands in the seeded channels.
@@ -224,6 +268,8 @@ class SlackState:
             getattr(self, name).clear()
         for name in ("views", "home", "triggers", "response_urls", "faults"):
             getattr(self, name).clear()
+        if self.socket_mode is not None:
+            self.socket_mode.events.clear()
 
     def next_ts(self) -> str:
         """Return a unique, increasing message timestamp like `1700000000.000100`."""
@@ -297,96 +343,6 @@ class SlackState:
 
 
 # --------------------------------------------------------------------------------------------
-# Block Kit checks
-# --------------------------------------------------------------------------------------------
-
-
-def block_elements(block: JSON) -> list[JSON]:
-    """Return the interactive elements of a block (actions elements, accessory, input element)."""
-    kind = block.get("type")
-    if kind == "actions":
-        return [e for e in block.get("elements") or [] if isinstance(e, dict)]
-    if kind == "section" and isinstance(block.get("accessory"), dict):
-        return [block["accessory"]]
-    if kind == "input" and isinstance(block.get("element"), dict):
-        return [block["element"]]
-    return []
-
-
-def _text_len(obj: Any) -> int:
-    return len(str(obj.get("text", ""))) if isinstance(obj, dict) else 0
-
-
-def _element_problems(el: JSON, where: str, action_ids: set[str]) -> list[str]:
-    out: list[str] = []
-    aid = el.get("action_id")
-    if isinstance(aid, str):
-        if len(aid) > 255:
-            out.append(f"action_id longer than 255 characters {where}")
-        if aid in action_ids:
-            out.append(f"duplicate action_id {aid!r} in one block {where}")
-        action_ids.add(aid)
-    if el.get("type") == "button":
-        if len(str(el.get("value", ""))) > 2000:
-            out.append(f"button value longer than 2000 characters {where}")
-        if _text_len(el.get("text")) > 75:
-            out.append(f"button text longer than 75 characters {where}")
-    return out
-
-
-def _block_problems_one(block: Any, index: int, seen: set[str]) -> list[str]:
-    where = f"[json-pointer:/blocks/{index}]"
-    if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-        return [f"missing required field: type {where}"]
-    out: list[str] = []
-    bid = block.get("block_id")
-    if bid is not None:
-        if not isinstance(bid, str) or len(bid) > 255:
-            out.append(f"block_id must be a string of at most 255 characters {where}")
-        elif bid in seen:
-            out.append(f"duplicate block_id {bid!r} {where}")  # Slack refuses duplicates
-        else:
-            seen.add(bid)
-    kind = block["type"]
-    if kind == "section" and _text_len(block.get("text")) > 3000:
-        out.append(f"section text longer than 3000 characters {where}")
-    if kind == "header" and _text_len(block.get("text")) > 150:
-        out.append(f"header text longer than 150 characters {where}")
-    if kind == "input" and not ("label" in block and isinstance(block.get("element"), dict)):
-        out.append(f"input block needs label and element {where}")
-    if kind == "actions" and len(block.get("elements") or []) > 25:
-        out.append(f"more than 25 elements {where}")
-    action_ids: set[str] = set()
-    for el in block_elements(block):
-        out += _element_problems(el, where, action_ids)
-    return out
-
-
-def block_problems(blocks: Any, limit: int) -> list[str]:
-    """Return Slack-style messages for everything wrong with `blocks` (empty when valid)."""
-    if not isinstance(blocks, list):
-        return ["blocks must be a JSON array"]
-    if len(blocks) > limit:
-        return [f"no more than {limit} items allowed [json-pointer:/blocks]"]
-    seen: set[str] = set()
-    out: list[str] = []
-    for index, block in enumerate(blocks):
-        out += _block_problems_one(block, index, seen)
-    return out
-
-
-def with_generated_ids(blocks: list[JSON]) -> list[JSON]:
-    """Copy `blocks`, giving ids to blocks and elements that lack them, as Slack does."""
-    out = copy.deepcopy(blocks)
-    for block in out:
-        block.setdefault("block_id", secrets.token_urlsafe(3))
-        for el in block_elements(block):
-            if el.get("type") not in ("image",):
-                el.setdefault("action_id", secrets.token_urlsafe(3))
-    return out
-
-
-# --------------------------------------------------------------------------------------------
 # Web API
 # --------------------------------------------------------------------------------------------
 
@@ -394,10 +350,13 @@ def with_generated_ids(blocks: list[JSON]) -> list[JSON]:
 class ApiError(Exception):
     """A Web API error, answered as HTTP 200 `{"ok": false, "error": ...}`."""
 
-    def __init__(self, error: str, messages: list[str] | None = None) -> None:
+    def __init__(
+        self, error: str, messages: list[str] | None = None, *, extra: JSON | None = None
+    ) -> None:
         super().__init__(error)
         self.error = error
         self.messages = messages or []
+        self.extra = extra or {}  # more top-level fields (missing_scope: needed, provided)
 
 
 Handler = Callable[[SlackState, JSON], JSON]
@@ -611,8 +570,12 @@ def conversations_open(state: SlackState, args: JSON) -> JSON:
 def conversations_info(state: SlackState, args: JSON) -> JSON:
     """Describe a channel."""
     chan = state.channels.get(str(args["channel"]))
-    if chan is None:
+    # A private channel is invisible to a bot outside it, as if it did not exist.
+    if chan is None or (chan.is_private and state.bot_user_id not in chan.members):
         raise ApiError("channel_not_found")
+    state.require_scope(
+        "im:read" if chan.is_im else "groups:read" if chan.is_private else "channels:read"
+    )
     return {"ok": True, "channel": chan.to_api(state.bot_user_id)}
 
 
@@ -649,29 +612,6 @@ def _view_arg(args: JSON) -> JSON:
     if not isinstance(view, dict):
         raise ApiError("invalid_arguments", ["view must be a JSON object [json-pointer:/view]"])
     return view
-
-
-def view_problems(view: JSON, kind: str) -> list[str]:
-    """Return what Slack would reject in a modal or home view (empty when valid)."""
-    if view.get("type") != kind:
-        return [f"view type must be {kind!r} [json-pointer:/view/type]"]
-    out = [f"{p} (view)" for p in block_problems(view.get("blocks", []), MAX_VIEW_BLOCKS)]
-    if kind == "modal":
-        title = view.get("title")
-        if not isinstance(title, dict) or not title.get("text"):
-            out.append("missing required field: title [json-pointer:/view/title]")
-        for key in ("title", "submit", "close"):
-            if _text_len(view.get(key)) > 24:
-                out.append(f"must be less than 25 characters [json-pointer:/view/{key}/text]")
-        blocks = view["blocks"] if isinstance(view["blocks"], list) else []
-        has_input = any(isinstance(b, dict) and b.get("type") == "input" for b in blocks)
-        if has_input and not view.get("submit"):
-            out.append("a view with input blocks needs submit [json-pointer:/view/submit]")
-    if len(str(view.get("private_metadata", ""))) > 3000:
-        out.append("must be less than 3001 characters [json-pointer:/view/private_metadata]")
-    if len(str(view.get("callback_id", ""))) > 255:
-        out.append("must be less than 256 characters [json-pointer:/view/callback_id]")
-    return out
 
 
 def checked_view(args_or_view: JSON, kind: str) -> JSON:
@@ -837,13 +777,25 @@ async def read_api_args(request: Request) -> tuple[JSON, str | None]:
     return args, bearer or _str_or_none(body_token)
 
 
+# Methods called with the app-level token (xapp-); it calls nothing else, a bot token not these.
+APP_TOKEN_METHODS = ("apps.connections.open",)
+
+
+def _check_token(state: SlackState, method: str, token: str | None) -> None:
+    if not token:
+        raise ApiError("not_authed")
+    app_level = method in APP_TOKEN_METHODS
+    if token == (state.app_token if app_level else state.bot_token):
+        return
+    if token == (state.bot_token if app_level else state.app_token):
+        raise ApiError("not_allowed_token_type")
+    raise ApiError("invalid_auth")  # wrong, or revoked since
+
+
 def _check_call(state: SlackState, method: str, args: JSON, token: str | None) -> None:
     if method not in METHODS and method not in HANDLERS:
         raise ApiError("unknown_method")
-    if not token:
-        raise ApiError("not_authed")
-    if token != state.bot_token:
-        raise ApiError("invalid_auth")
+    _check_token(state, method, token)
     spec = METHODS.get(method, {"required": []})
     missing = [name for name in spec["required"] if _blank(args.get(name))]
     if missing:
@@ -870,7 +822,7 @@ def _record(state: SlackState, method: str, args: JSON, result: JSON, status: in
 
 
 def _error_body(exc: ApiError) -> JSON:
-    out: JSON = {"ok": False, "error": exc.error}
+    out: JSON = {"ok": False, "error": exc.error, **exc.extra}
     if exc.messages:
         out["response_metadata"] = {"messages": [f"[ERROR] {m}" for m in exc.messages]}
     return out
@@ -893,12 +845,17 @@ async def web_api(request: Request) -> Response:
     try:
         args, token = await read_api_args(request)
         _check_call(state, method, args, token)
+        if token == state.bot_token:  # Slack names a token's scopes on every answer to it
+            headers[SCOPES_HEADER] = state.granted_scopes
+            if method in METHOD_SCOPES:
+                state.require_scope(METHOD_SCOPES[method])
         fault = state.take_fault(method)
         if fault is not None and fault.get("delay"):
             await asyncio.sleep(float(fault["delay"]))  # a slow answer, then served as usual
             fault = None
         if fault is not None:
-            result, status, headers = _apply_fault(fault)
+            result, status, fault_headers = _apply_fault(fault)
+            headers.update(fault_headers)
         else:
             result = HANDLERS[method](state, args)
     except ApiError as exc:
@@ -1092,7 +1049,14 @@ async def deliver(
     signature: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSON:
-    """Sign and POST `body` to `{bot_url}/slack/events`; report status, answer and timing."""
+    """Sign and POST `body` to `{bot_url}/slack/events`; report status, answer and timing.
+    With Socket Mode on (a connection said hello), the same body goes in an envelope instead."""
+    if kind != "raw" and state.socket_mode is not None and state.socket_mode.enabled:
+        from sandbox.slack_socket import deliver_over_socket
+
+        over_socket = await deliver_over_socket(state, body, content_type, headers or {})
+        state.deliveries.append({"kind": kind, "request": body, **over_socket})
+        return over_socket
     if not state.bot_url:
         raise ControlError(409, "bot_url is not configured (POST /_sandbox/config)")
     hdrs = {"Content-Type": content_type, **signed_headers(state.signing_secret, body, timestamp)}
@@ -1594,10 +1558,13 @@ async def set_user(state: SlackState, data: JSON, request: Request) -> JSON:
 
 
 async def set_channel(state: SlackState, data: JSON, request: Request) -> JSON:
-    """Add or modify a channel (members, privacy, archived)."""
+    """Add or modify a channel (members, privacy, archived); `deleted: true` removes it."""
     cid = str(data.get("id") or "")
     if not cid:
         raise ControlError(400, "id is required")
+    if _flag(data.get("deleted")):
+        state.channels.pop(cid, None)
+        return {"id": cid, "deleted": True}
     chan = state.channels.get(cid) or Channel(cid, str(data.get("name") or cid.lower()))
     if "members" in data:
         chan.members = set(data["members"])
@@ -1720,6 +1687,9 @@ def create_slack_app(state: SlackState | None = None) -> Starlette:
     }
     routes += [Route(f"/_sandbox/{n}", control(h), methods=["POST"]) for n, h in posts.items()]
     routes += [Route(f"/_sandbox/{n}", control(h), methods=["GET"]) for n, h in gets.items()]
+    from sandbox.slack_socket import socket_routes  # it imports this module: loaded once built
+
+    routes += socket_routes()
     app = Starlette(routes=routes)
     app.state.slack = state if state is not None else SlackState()
     return app

@@ -171,7 +171,8 @@ class SlackSandbox:
     def set_channel(
         self, channel_id: str, members: list[str] | None = None, **fields: Any
     ) -> dict[str, Any]:
-        """Add or modify a channel (`members`, `name`, `is_private`, `is_archived`)."""
+        """Add or modify a channel (`members`, `name`, `is_private`, `is_archived`);
+        `deleted=True` removes it."""
         payload = {"id": channel_id, **fields}
         if members is not None:
             payload["members"] = members
@@ -206,6 +207,40 @@ class SlackSandbox:
     def reset(self) -> None:
         """Forget calls, messages, views, triggers, response URLs and faults."""
         self._post("reset", {})
+
+    # --- Socket Mode ------------------------------------------------------------------------
+
+    def socket(self) -> dict[str, Any]:
+        """Socket Mode: `{"enabled", "refusing", "connections": [...], "events": [...]}`."""
+        status: dict[str, Any] = self._get("socket")
+        return status
+
+    def socket_config(
+        self, enabled: bool | None = None, refusing: bool | None = None
+    ) -> dict[str, Any]:
+        """Switch Socket Mode on or off; make the socket host refuse every connection."""
+        given = {"enabled": enabled, "refusing": refusing}
+        result: dict[str, Any] = self._post(
+            "socket", {k: v for k, v in given.items() if v is not None}
+        )
+        return result
+
+    def disconnect(self, reason: str = "refresh_requested", close_after: float = 10.0) -> list[str]:
+        """Send Slack's `disconnect` to every live connection; the ids of those told."""
+        payload = {"reason": reason, "close_after": close_after}
+        told: list[str] = self._post("socket/disconnect", payload)["disconnected"]
+        return told
+
+    def socket_connected(self, timeout: float = 15.0) -> dict[str, Any]:
+        """Wait for a live Socket Mode connection (not one told to disconnect); return it."""
+
+        def live() -> dict[str, Any] | None:
+            links = [c for c in self.socket()["connections"] if not c["draining"]]
+            return links[-1] if links else None
+
+        found = self.wait_for(live, timeout=timeout, what="a Socket Mode connection")
+        assert found is not None
+        return found
 
     # --- inspection -------------------------------------------------------------------------
 

@@ -197,6 +197,39 @@ def start_bot(
     return bot
 
 
+def start_socket_bot(
+    sandbox: Sandbox,
+    database_url: str,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    connected: bool = True,
+) -> BotProcess:
+    """`sabot socket` as its own process with the stand-ins' app-level token; returns once it
+    says it is connected (or at once with `connected=False`). Slack then delivers over the
+    socket: the same drivers work as for `sabot serve`."""
+    env = bot_environment(
+        sandbox, database_url, {"SLACK_APP_TOKEN": sandbox.slack.app_token, **(extra_env or {})}
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "socket"],
+        cwd=log_path.parent,
+        env=env,
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    credentials = tuple((k, env[k]) for k in CREDENTIAL_SETTINGS if env.get(k))
+    bot = BotProcess("", process, log_path, database_url, credentials)
+    STARTED.append((bot, sandbox))
+    deadline = time.monotonic() + 30
+    while connected and "sabot connected over Socket Mode" not in bot.log():
+        if process.poll() is not None or time.monotonic() > deadline:
+            bot.stop()
+            raise RuntimeError(f"sabot socket did not connect:\n{bot.log()}")
+        time.sleep(0.05)
+    return bot
+
+
 def start_worker(
     sandbox: Sandbox, database_url: str, log_path: Path, extra_env: dict[str, str]
 ) -> subprocess.Popen[bytes]:
@@ -410,6 +443,7 @@ def secrets_of(bots: Iterable[tuple[BotProcess, Sandbox]]) -> list[Secret]:
         now_held = [
             ("SLACK_BOT_TOKEN", sandbox.slack.bot_token),
             ("SLACK_SIGNING_SECRET", sandbox.slack.signing_secret),
+            ("SLACK_APP_TOKEN", sandbox.slack.app_token),
             ("ATLASSIAN_API_KEY", sandbox.atlassian.api_key),
         ]
         for name, value in [*bot.credentials, *now_held]:

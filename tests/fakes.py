@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from workflows.ports import MessageRef, ReplyTarget, RequestSnapshot, TokenDelivery
+from workflows.ports import ManualToken, MessageRef, ReplyTarget, RequestSnapshot, TokenDelivery
 
 
 @dataclass
@@ -68,6 +68,9 @@ class RecordingNotifier:
 
     async def deliver_token(self, target: ReplyTarget, delivery: TokenDelivery) -> None:
         self.said.append(("token", delivery.label))
+
+    async def ask_for_manual_token(self, admins: list[str], manual: ManualToken) -> None:
+        self.said.append(("manual_token", (admins, manual.label)))
 
     async def offer_new_token(self, snapshot: RequestSnapshot) -> None:
         self.said.append(("offer", snapshot.request.name))

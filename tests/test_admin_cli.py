@@ -106,7 +106,7 @@ def status_of(database_url: str, name: str) -> str:
 
 def provision(slack: SlackSandbox, database_url: str, name: str) -> None:
     """Ask for `name`, approve it, and wait until the account is active."""
-    submit_request(slack, form={**GOOD_FORM, "name": {"value": name}})
+    submit_request(slack, form={**GOOD_FORM, "name": {"name": name}})
 
     def approval() -> dict[str, Any] | None:
         posted = [

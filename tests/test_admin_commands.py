@@ -193,11 +193,11 @@ class Made:
 
 def form(name: str, products: tuple[str, ...], lifetime: int, why: str) -> dict[str, Any]:
     return {
-        "name": {"value": name},
-        "justification": {"value": why},
-        "products": {"value": list(products)},
-        "scopes": {"value": [s for p in products for s in SCOPES[p]]},
-        "lifetime_days": {"value": str(lifetime)},
+        "name": {"name": name},
+        "justification": {"justification": why},
+        "products": {"products": list(products)},
+        "scopes": {"scopes": [s for p in products for s in SCOPES[p]]},
+        "lifetime_days": {"lifetime_days": str(lifetime)},
     }
 
 

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from sandbox.atlassian import AtlassianState, create_atlassian_app
 from sandbox.runner import free_port
-from workflows.providers.atlassian import AtlassianAdmin, AtlassianError, RetryPolicy
+from workflows.providers.atlassian import AtlassianAdmin, AtlassianError, MintRefused, RetryPolicy
 
 FAST = RetryPolicy(
     attempts=3,
@@ -124,23 +124,29 @@ async def test_create_returns_both_ids_and_is_sent_once(
     assert call["status"] == 201
 
 
+@pytest.mark.parametrize("access_off", ["", "404"], ids=["documented", "console"])
 @pytest.mark.parametrize("off_host_links", [False, True])
 async def test_find_by_display_name_follows_pages_on_the_base_host(
-    admin: AtlassianAdmin, state: AtlassianState, off_host_links: bool
+    admin: AtlassianAdmin, state: AtlassianState, off_host_links: bool, access_off: str
 ) -> None:
     for n in range(85):
         state.seed_account(f"drift-{n:02d}")
     if off_host_links:
         # links.next is absolute and names the real host; the client must stay on its base.
         state.next_link_base = "https://api.atlassian.com"
+    state.switch_off("access", access_off)
 
     found = await admin.find_by_display_name("drift-83")  # 84th of 85: page 2
 
     assert [a.display_name for a in found] == ["drift-83"]
-    pages = calls(state, "GET", "/service-accounts")
-    assert len(pages) == len(state.calls) == 2  # every call arrived at the stand-in
-    assert "limit=80" in pages[0]["query"] and "cursor=" not in pages[0]["query"]
-    assert "cursor=" in pages[1]["query"] and all(p["status"] == 200 for p in pages)
+    pages = [c for c in calls(state, "GET", "/service-accounts") if c["status"] == 200]
+    # Every call arrived at the stand-in (with the documented list off, its refusal first).
+    assert len(pages) == 2 and len(state.calls) == 2 + bool(access_off)
+    route_set = "/account-management/" if access_off else "/api-access/"
+    assert all(route_set in p["path"] for p in pages)
+    if access_off:  # the console list takes at most 80 a page, and is told so
+        assert "limit=80" in pages[0]["query"]
+    assert "cursor=" not in pages[0]["query"] and "cursor=" in pages[1]["query"]
 
 
 async def test_find_by_display_name_finds_nothing_quietly(
@@ -244,17 +250,37 @@ async def test_html_403_explains_sso_wall_and_scoped_key(
     assert len(state.calls) == 1
 
 
-async def test_scoped_key_on_create_is_a_403_naming_the_cause(
+async def test_scoped_key_creates_on_the_documented_route_and_the_grant_names_the_cause(
     make_admin: MakeAdmin, state: AtlassianState
 ) -> None:
     assert state.scoped_key is not None
     scoped = make_admin(key=state.scoped_key)
 
+    account = await scoped.create_service_account("ci-bot", "")
+    error = await failure(scoped.grant_product(account.atlassian_id, "jira", CLOUD))
+
+    [create] = calls(state, "POST", "/service-accounts")
+    assert "/api-access/" in create["path"] and create["status"] == 201
+    assert error.transient is False and error.status == 403
+    # The documented route took the key, the console one did not: said as a scoped key.
+    assert "HTTP 403" in error.reason and "most likely scoped" in error.reason
+    assert "ATLASSIAN_API_KEY" in error.reason
+    assert len(calls(state, "POST", "/invite")) == 1
+    assert state.effective_grants(account.atlassian_id) == []
+
+
+async def test_scoped_key_on_create_with_the_documented_route_gone_is_a_403_naming_the_cause(
+    make_admin: MakeAdmin, state: AtlassianState
+) -> None:
+    assert state.scoped_key is not None
+    scoped = make_admin(key=state.scoped_key)
+    state.switch_off("access", "404")
+
     error = await failure(scoped.create_service_account("ci-bot", ""))
 
     assert error.transient is False and error.status == 403
     assert "HTTP 403" in error.reason and "scoped" in error.reason
-    assert len(state.calls) == 1 and state.live_accounts() == []
+    assert [c["status"] for c in state.calls] == [404, 403] and state.live_accounts() == []
 
 
 async def test_wrong_key_is_a_401_naming_the_setting(
@@ -492,7 +518,7 @@ async def test_errors_and_logs_never_hold_the_api_key(
         await failure(admin.find_by_display_name("x")),
         await failure(admin.find_site_ids()),
         await failure(admin.create_service_account("x", "")),
-        await failure(scoped.create_service_account("x", "")),
+        await failure(scoped.tokens("712020:nobody")),
         await failure(wrong.find_site_ids()),
     ]
     state.add_fault("list", "hang", count=2)
@@ -519,9 +545,259 @@ async def test_delete_falls_back_to_the_lifecycle_route_when_refused(
     admin: AtlassianAdmin, state: AtlassianState
 ) -> None:
     account = await admin.create_service_account("old-bot", "")
-    state.add_fault("delete", "html403")  # the documented route refused (e.g. an SSO wall)
+    state.switch_off("access", "405")  # the documented route is not there (any more)
     route = await admin.delete_service_account(account.id, account.atlassian_id, "bye")
     assert route == "lifecycle"
     assert state.accounts[account.id].status == "deleted"
     [lifecycle] = calls(state, "POST", "/manage/lifecycle/delete")
     assert lifecycle["json"] == {"message": "bye"}
+
+
+async def test_an_sso_page_on_the_documented_delete_is_no_reason_to_switch_routes(
+    admin: AtlassianAdmin, state: AtlassianState
+) -> None:
+    # An HTML 403 is a wall in front of Atlassian, which would stand in front of the console
+    # route too: it is reported, not taken for "this route is not here".
+    account = await admin.create_service_account("old-bot", "")
+    state.add_fault("delete", "html403")
+
+    error = await failure(admin.delete_service_account(account.id, account.atlassian_id, "bye"))
+
+    assert error.status == 403 and "SSO" in error.reason
+    assert calls(state, "POST", "/manage/lifecycle/delete") == []
+    assert state.accounts[account.id].status == "active"
+
+
+# -- 11. documented routes first, the console as the fallback ---------------------------------
+
+ACCESS_PATH = "/admin/api-access/"
+CONSOLE_PATHS = ("/admin/account-management/", "/users/")
+
+
+def route_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The client's lines saying which route set an operation uses."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "workflows.providers.atlassian" and "route (" in r.getMessage()
+    ]
+
+
+async def exercise(admin: AtlassianAdmin) -> tuple[str, list[Any]]:
+    """Each operation with a documented route, once: create, list, tokens, revoke-all, delete."""
+    account = await admin.create_service_account("ci-bot", "for CI")
+    listed_accounts = [a.id async for a in admin.service_accounts() if a.status == "active"]
+    assert listed_accounts == [account.id]
+    await admin.mint_token(account.atlassian_id, "ci", SCOPES, in_days(30), account_id=account.id)
+    listed = await admin.tokens(account.atlassian_id, account.id)
+    revoked = await admin.revoke_all_tokens(account.atlassian_id, account.id)
+    assert [t.label for t in listed] == [t.label for t in revoked] == ["ci"]
+    route = await admin.delete_service_account(account.id, account.atlassian_id, "bye")
+    return route, listed
+
+
+async def test_documented_routes_are_used_first_and_said_once(
+    admin: AtlassianAdmin, state: AtlassianState, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="workflows.providers.atlassian")
+
+    route, listed = await exercise(admin)
+    await exercise(admin)  # a second round: nothing probed again, nothing logged again
+
+    assert route == "api-access"
+    # The documented token list's items carry `expiresAt`: read as the expiry.
+    assert listed[0].expiry and datetime.fromisoformat(listed[0].expiry) > datetime.now(UTC)
+    used = {(c["method"], c["path"].split("/orgs/org-sandbox")[-1]) for c in state.calls}
+    account_ids = {a.id for a in state.accounts.values()}
+    documented = {
+        ("POST", "/service-accounts"),
+        ("GET", "/service-accounts"),
+        *(("GET", f"/service-accounts/{i}/api-tokens") for i in account_ids),
+        *(("DELETE", f"/service-accounts/{i}/api-tokens") for i in account_ids),
+        *(("DELETE", f"/service-accounts/{i}") for i in account_ids),
+    }
+    assert documented <= used
+    # The console was called for the mint alone (it has no documented route).
+    console = [c for c in state.calls if c["path"].startswith(CONSOLE_PATHS)]
+    assert {c["method"] for c in console} == {"POST"}
+    assert all(c["path"].endswith("/manage/api-tokens") for c in console)
+    assert all(c["status"] in (200, 201, 204) for c in state.calls)
+    lines = route_lines(caplog)
+    assert len(lines) == 5 and all("using the documented API Access route" in x for x in lines)
+    assert {x.split(":")[0] for x in lines} == {
+        f"Atlassian {op}" for op in ("create", "list", "tokens", "revoke_all", "delete")
+    }
+    assert all(state.accounts[i].status == "deleted" for i in account_ids)
+
+
+@pytest.mark.parametrize("absent", ["404", "405"])
+async def test_documented_routes_refused_fall_back_to_the_console_once(
+    admin: AtlassianAdmin,
+    state: AtlassianState,
+    caplog: pytest.LogCaptureFixture,
+    absent: str,
+) -> None:
+    caplog.set_level(logging.INFO, logger="workflows.providers.atlassian")
+    state.switch_off("access", absent)
+
+    first, _ = await exercise(admin)
+    refused_first = [c for c in state.calls if c["path"].startswith(ACCESS_PATH)]
+    second, _ = await exercise(admin)
+
+    assert first == second == "lifecycle"
+    # Each operation asked the documented route once, refused, and never again.
+    assert len(refused_first) == 5 and {c["status"] for c in refused_first} == {int(absent)}
+    assert [c for c in state.calls if c["path"].startswith(ACCESS_PATH)] == refused_first
+    assert len(calls(state, "POST", "/manage/lifecycle/delete")) == 2
+    assert len(calls(state, "DELETE", "/manage/api-tokens/" + state.tokens[-1].id)) == 1
+    assert all(t.revoked for t in state.tokens)
+    lines = route_lines(caplog)
+    assert len(lines) == 5
+    assert all(f"refused (Atlassian answered HTTP {absent}" in x for x in lines)
+    assert all("using the console route" in x for x in lines)
+
+
+async def test_console_routes_gone_the_documented_ones_still_serve(
+    admin: AtlassianAdmin, state: AtlassianState
+) -> None:
+    account = state.create_account("ci-bot")  # made earlier, e.g. through the console
+    state.switch_off("console", "404")
+
+    assert [a.id async for a in admin.service_accounts()] == [account.id]
+    assert await admin.tokens(account.atlassian_id, account.id) == []
+    assert await admin.revoke_all_tokens(account.atlassian_id, account.id) == []
+    made = await admin.create_service_account("other-bot", "")
+    assert await admin.delete_service_account(made.id, made.atlassian_id, "bye") == "api-access"
+
+    assert all(c["path"].startswith(ACCESS_PATH) for c in state.calls)
+    assert all(c["status"] in (200, 201, 204) for c in state.calls)
+
+
+@pytest.mark.parametrize("fault", ["500", "reset"])
+async def test_a_lost_documented_create_is_not_sent_again_on_the_console(
+    admin: AtlassianAdmin, state: AtlassianState, fault: str
+) -> None:
+    # The create may have happened: no second create on either route; the caller adopts.
+    state.add_fault("create", fault, after=True)
+
+    error = await failure(admin.create_service_account("ci-bot", ""))
+
+    assert error.transient is True
+    [create] = calls(state, "POST", "/service-accounts")
+    assert create["path"].startswith(ACCESS_PATH)
+    assert [a.display_name for a in state.live_accounts()] == ["ci-bot"]
+    assert await admin.route_sets() == {
+        **dict.fromkeys(("list", "create", "delete", "tokens", "revoke_all"), "api-access"),
+        **dict.fromkeys(("grant", "mint", "revoke_token"), "console"),
+    }
+
+
+async def test_a_refused_documented_create_makes_one_account_on_the_console(
+    admin: AtlassianAdmin, state: AtlassianState
+) -> None:
+    state.switch_off("access", "405")
+
+    account = await admin.create_service_account("ci-bot", "")
+
+    assert [a.id for a in state.live_accounts()] == [account.id]
+    assert [c["status"] for c in calls(state, "POST", "/service-accounts")] == [405, 201]
+
+
+async def test_a_missing_account_is_not_taken_for_a_missing_route(
+    admin: AtlassianAdmin, state: AtlassianState
+) -> None:
+    account = await admin.create_service_account("ci-bot", "")
+    [_ async for _ in admin.service_accounts()]  # the documented list answered
+    state.delete_account(state.accounts[account.id])
+
+    error = await failure(admin.tokens(account.atlassian_id, account.id))
+
+    # The documented 404 named the account; the console said the same: a 404, no switch.
+    assert error.status == 404
+    live = state.create_account("live-bot")
+    await admin.tokens(live.atlassian_id, live.id)
+    token_lists = [c for c in state.calls if c["path"].endswith("/api-tokens")]
+    assert [c["path"].startswith(ACCESS_PATH) for c in token_lists] == [True, False, True]
+    assert (await admin.route_sets())["tokens"] == "api-access"
+
+
+@pytest.mark.parametrize("access_off", ["", "404"])
+async def test_route_sets_reads_one_page_and_probes_nothing_twice(
+    admin: AtlassianAdmin, state: AtlassianState, access_off: str
+) -> None:
+    state.create_account("ci-bot")
+    state.switch_off("access", access_off)
+
+    sets = await admin.route_sets()
+    calls_after_first = len(state.calls)
+    assert await admin.route_sets() == sets
+
+    expected = "console" if access_off else "api-access"
+    assert {sets[op] for op in ("list", "create", "delete", "tokens", "revoke_all")} == {expected}
+    assert sets["mint"] == sets["grant"] == sets["revoke_token"] == "console"
+    assert len(state.calls) == calls_after_first  # the second look sent nothing
+    assert all(c["method"] == "GET" for c in state.calls)  # read-only
+    assert state.tokens == [] and len(state.live_accounts()) == 1
+
+
+async def test_route_sets_fails_when_no_list_route_answers(
+    admin: AtlassianAdmin, state: AtlassianState
+) -> None:
+    state.switch_off("access", "404")
+    state.switch_off("console", "404")
+
+    error = await failure(admin.route_sets())
+
+    assert error.status == 404 and [c["status"] for c in state.calls] == [404, 404]
+
+
+@pytest.mark.parametrize("refusal", ["403", "404", "405"])
+async def test_a_refused_mint_is_told_apart_as_a_manual_step(
+    admin: AtlassianAdmin, state: AtlassianState, refusal: str
+) -> None:
+    account = await admin.create_service_account("ci-bot", "")
+    state.switch_off("mint", refusal)
+
+    error = await failure(
+        admin.mint_token(account.atlassian_id, "ci", SCOPES, in_days(30), account_id=account.id)
+    )
+
+    assert isinstance(error, MintRefused) and error.transient is False
+    assert error.status == int(refusal) and f"HTTP {refusal}" in error.reason
+    assert "no documented route mints" in error.reason
+    assert state.tokens == [] and len(calls(state, "POST", "/manage/api-tokens")) == 1
+
+
+async def test_a_refused_mint_on_the_console_with_every_console_route_gone_is_manual(
+    admin: AtlassianAdmin, state: AtlassianState
+) -> None:
+    account = await admin.create_service_account("ci-bot", "")
+    state.switch_off("console", "404")
+
+    error = await failure(
+        admin.mint_token(account.atlassian_id, "ci", SCOPES, in_days(30), account_id=account.id)
+    )
+
+    # The /users routes are gone too; the documented collection shows the account is there.
+    assert isinstance(error, MintRefused) and error.status == 404
+
+
+async def test_mint_failures_that_are_not_a_refused_route_stay_ordinary(
+    admin: AtlassianAdmin, make_admin: MakeAdmin, state: AtlassianState
+) -> None:
+    account = await admin.create_service_account("ci-bot", "")
+    assert state.scoped_key is not None
+    scoped = make_admin(key=state.scoped_key)
+    mint = (account.atlassian_id, "ci", SCOPES, in_days(30))
+
+    as_scoped = await failure(scoped.mint_token(*mint, account_id=account.id))
+    state.add_fault("mint", "html403")
+    behind_sso = await failure(admin.mint_token(*mint, account_id=account.id))
+    state.delete_account(state.accounts[account.id])
+    gone = await failure(admin.mint_token(*mint, account_id=account.id))
+
+    for error in (as_scoped, behind_sso, gone):
+        assert not isinstance(error, MintRefused), error.reason
+    assert as_scoped.status == 403 and "scoped" in as_scoped.reason
+    assert behind_sso.status == 403 and "SSO" in behind_sso.reason
+    assert gone.status == 404 and "User not found" in gone.reason

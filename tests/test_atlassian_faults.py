@@ -46,8 +46,8 @@ from tests.test_end_to_end import (
     wait_shown,
 )
 
-NAME = GOOD_FORM["name"]["value"]
-SCOPES = GOOD_FORM["scopes"]["value"]
+NAME = GOOD_FORM["name"]["name"]
+SCOPES = GOOD_FORM["scopes"]["scopes"]
 ATTEMPTS = Settings.model_fields["atlassian_retry_attempts"].default  # as shipped
 FINAL = ("active", "failed")  # where a request may rest; anything else after a fault is lost
 # Words that must never reach a person: a traceback, a raw page, a Python exception name.

@@ -17,11 +17,11 @@ ALICE, BOB, CAROL, DAVE = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"
 GENERAL, APPROVALS = "C0GENERAL", "C0APPROVALS"
 
 GOOD_FORM = {
-    "name": {"value": "ci-release-bot"},
-    "justification": {"value": "Publishes release notes from CI <!channel>"},
-    "products": {"value": ["jira"]},
-    "scopes": {"value": ["read:jira-work", "write:jira-work"]},
-    "lifetime_days": {"value": "30"},
+    "name": {"name": "ci-release-bot"},
+    "justification": {"justification": "Publishes release notes from CI <!channel>"},
+    "products": {"products": ["jira"]},
+    "scopes": {"scopes": ["read:jira-work", "write:jira-work"]},
+    "lifetime_days": {"lifetime_days": "30"},
 }
 
 
@@ -138,7 +138,7 @@ def test_whole_flow_token_only_in_the_ephemeral_reply(
     posted = json.dumps(message)
     assert "ci-release-bot" in posted and "<@U0ALICE>" in posted
     assert "<!channel>" not in "\n".join([message["text"], *markup(message["blocks"])])
-    assert plain_texts(message["blocks"]) == [GOOD_FORM["justification"]["value"]]
+    assert plain_texts(message["blocks"]) == [GOOD_FORM["justification"]["justification"]]
     assert has_button(message, "request_approve") and has_button(message, "request_deny")
     assert "SA-1" in json.dumps(card(slack))
 

@@ -41,11 +41,11 @@ def test_form_errors_are_shown_on_the_fields_and_store_nothing(
 ) -> None:
     view_id = open_request_form(slack)
     bad = {
-        "name": {"value": "Bad Name!"},
-        "justification": {"value": "short"},
-        "products": {"value": ["jira"]},
-        "scopes": {"value": ["write:confluence-content"]},
-        "lifetime_days": {"value": "90"},
+        "name": {"name": "Bad Name!"},
+        "justification": {"justification": "short"},
+        "products": {"products": ["jira"]},
+        "scopes": {"scopes": ["write:confluence-content"]},
+        "lifetime_days": {"lifetime_days": "90"},
     }
     answer = slack.submit(ALICE, view_id, bad)
     errors = answer["body"]["errors"]
@@ -65,7 +65,7 @@ def test_deny_with_a_reason(sandbox: Sandbox, slack: SlackSandbox, bot: BotProce
     message = approval_message(slack)
     slack.click(BOB, APPROVALS, message["ts"], "request_deny")
     modal = slack.wait_for(lambda: slack.last_view_for(BOB), what="the deny modal")
-    slack.submit(BOB, modal["id"], {"deny_reason": {"value": "Use the shared <!here> bot"}})
+    slack.submit(BOB, modal["id"], {"deny_reason": {"deny_reason": "Use the shared <!here> bot"}})
     card = wait_card(slack, "Denied by")
     assert "Use the shared &lt;!here&gt; bot" in json.dumps(card)
     denied = wait_shown(slack, APPROVALS, "Denied by <@U0BOB>", index=0)

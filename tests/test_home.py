@@ -40,7 +40,7 @@ def test_home_for_requester_approver_and_admin(slack: SlackSandbox, admin_bot: B
     assert "SA-1" in alice_home and "pending" in alice_home and "home_request" in alice_home
     assert "Waiting for my decision" not in alice_home  # her own request is not hers to decide
 
-    slack.click_view(BOB, "request_approve", home=True)  # approve from the Home tab
+    slack.click_view(BOB, "request_approve.1", home=True)  # approve from the Home tab
     reveal_offer(slack)
     bob_after = open_home(slack, BOB, "Service accounts")
     assert "Waiting for my decision" not in bob_after

@@ -201,10 +201,10 @@ def form_values(
     name: str, justification: str, lifetime: str, products: list[str], scopes: list[str]
 ) -> dict[str, Any]:
     return {
-        "name": {"value": {"type": "plain_text_input", "value": name}},
-        "justification": {"value": {"type": "plain_text_input", "value": justification}},
+        "name": {"name": {"type": "plain_text_input", "value": name}},
+        "justification": {"justification": {"type": "plain_text_input", "value": justification}},
         "products": {
-            "value": {
+            "products": {
                 "type": "checkboxes",
                 "selected_options": [
                     {"value": p, "text": {"type": "plain_text", "text": p or "-"}} for p in products
@@ -212,14 +212,14 @@ def form_values(
             }
         },
         "scopes": {
-            "value": {
+            "scopes": {
                 "type": "multi_static_select",
                 "selected_options": [
                     {"value": s, "text": {"type": "plain_text", "text": s or "-"}} for s in scopes
                 ],
             }
         },
-        "lifetime_days": {"value": {"type": "number_input", "value": lifetime}},
+        "lifetime_days": {"lifetime_days": {"type": "number_input", "value": lifetime}},
     }
 
 

@@ -89,7 +89,7 @@ def test_metrics_and_json_logs_follow_a_whole_flow(
         assert value(before, "sabot_requests", status="active") == 0
 
         # request (10 days: its token will count as expiring soon), approve, Reveal
-        form = {**GOOD_FORM, "lifetime_days": {"value": "10"}}
+        form = {**GOOD_FORM, "lifetime_days": {"lifetime_days": "10"}}
         assert submit_request(slack, form)["status"] == 200
         message = approval_message(slack)
         slack.click(BOB, APPROVALS, message["ts"], "request_approve")

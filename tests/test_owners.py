@@ -66,7 +66,7 @@ def test_owner_leaves_admin_reassigns(
     before = set(slack.views())
     slack.click(CAROL, carol_dm, alert["ts"], "owner_reassign")
     modal = new_view(slack, CAROL, before, "the reassign modal")
-    slack.submit(CAROL, modal["id"], {"new_owner": {"value": BOB}})
+    slack.submit(CAROL, modal["id"], {"new_owner": {"new_owner": BOB}})
     slack.wait_for(
         lambda: (
             rows(

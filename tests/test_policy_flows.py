@@ -153,7 +153,7 @@ def test_cancel_from_the_card_and_by_command(
     wait_shown(slack, APPROVALS, "Cancelled by <@U0ALICE>", index=0)
     assert not has_button(slack.messages(APPROVALS)[0], "request_approve")
 
-    form = {"name": {"value": "second-bot"}}
+    form = {"name": {"name": "second-bot"}}
     submit_request(slack, form={**_good_form(), **form})
     slack.wait_for(lambda: len(slack.messages(APPROVALS)) == 2, what="the second request")
     answer = slack.command(ALICE, GENERAL, "cancel SA-2")
@@ -179,7 +179,9 @@ def test_break_glass_self_approval_is_loud(
     before = set(slack.views())
     slack.click(ALICE, slack.dm_channel(ALICE), card["ts"], "request_break_glass")
     modal = new_view(slack, ALICE, before, "the break-glass modal")
-    slack.submit(ALICE, modal["id"], {"break_glass_reason": {"value": "Prod deploy is down"}})
+    slack.submit(
+        ALICE, modal["id"], {"break_glass_reason": {"break_glass_reason": "Prod deploy is down"}}
+    )
     reveal_offer(slack)
     alert = slack.wait_for(
         lambda: [m for m in slack.messages(APPROVALS) if "Break-glass" in json.dumps(m["blocks"])],

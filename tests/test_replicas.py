@@ -75,7 +75,7 @@ def test_click_bursts_over_two_replicas(
     slack.set_channel(APPROVALS, members=[BOB, CAROL, DAVE, "U0SABOT"])
     for burst in range(BURSTS):
         name = f"burst-{burst:02d}"
-        submit_request(slack, form={**_form(), "name": {"value": name}})
+        submit_request(slack, form={**_form(), "name": {"name": name}})
         message = slack.wait_for(
             lambda n=name: next(
                 (m for m in slack.messages(APPROVALS) if n in json.dumps(m["blocks"])), None
@@ -169,7 +169,7 @@ def test_approve_and_deny_at_the_same_instant(
     rounds: list[tuple[str, list[str], object]] = []
     for round_ in range(5):
         name = f"duel-{round_}"
-        submit_request(slack, form={**_form(), "name": {"value": name}})
+        submit_request(slack, form={**_form(), "name": {"name": name}})
         message = slack.wait_for(
             lambda n=name: next(
                 (m for m in slack.messages(APPROVALS) if n in json.dumps(m["blocks"])), None
@@ -192,7 +192,7 @@ def test_approve_and_deny_at_the_same_instant(
         with ThreadPoolExecutor(max_workers=2) as pool:
             approving = pool.submit(slack.click, BOB, APPROVALS, message["ts"], "request_approve")
             denying = pool.submit(
-                slack.submit, CAROL, modal["id"], {"deny_reason": {"value": "not now"}}
+                slack.submit, CAROL, modal["id"], {"deny_reason": {"deny_reason": "not now"}}
             )
             approving.result()
             denial = denying.result()

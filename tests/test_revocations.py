@@ -445,7 +445,7 @@ def reassign(slack: SlackSandbox, alert: dict[str, Any], owner: str) -> str:
     before = set(slack.views())
     slack.click(CAROL, alert["channel"], alert["ts"], "owner_reassign")
     modal = new_view(slack, CAROL, before, "the reassign modal")
-    answer = slack.submit(CAROL, modal["id"], {"new_owner": {"value": owner}})
+    answer = slack.submit(CAROL, modal["id"], {"new_owner": {"new_owner": owner}})
     body = answer.get("body") or {}
     return str((body.get("errors") or {}).get("new_owner", "")) if isinstance(body, dict) else ""
 

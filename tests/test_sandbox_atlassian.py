@@ -357,3 +357,93 @@ async def test_hang_makes_clients_time_out(state: AtlassianState) -> None:
                 json={"label": "x", "scopes": ["read:jira-work"], "expiry": expiry(30)},
                 timeout=0.5,  # the server would answer after 60 s
             )
+
+
+# -- route sets switched off (issue 11: documented routes first, console fallback) -----------
+
+
+async def test_documented_token_list_has_the_api_token_shape(client: httpx.AsyncClient) -> None:
+    account = await create(client)
+    await mint(client, account["atlassianId"], label="ci")
+    await mint(client, account["atlassianId"], label="other")
+
+    url = f"{ACCESS}/service-accounts/{account['id']}/api-tokens"
+    page = (await client.get(url)).json()
+    labelled = (await client.get(url, params={"tokenLabel": "ci"})).json()
+
+    assert set(page) == {"links", "items", "total"} and page["total"] == 2
+    assert [set(t) for t in page["items"]] == [
+        {"id", "label", "createdAt", "expiresAt", "lastActiveAt"}
+    ] * 2
+    assert [t["label"] for t in labelled["items"]] == ["ci"]
+
+
+@pytest.mark.parametrize("absent", ["404", "405"])
+async def test_switched_off_documented_routes_answer_as_absent_for_any_key(
+    client: httpx.AsyncClient, state: AtlassianState, absent: str
+) -> None:
+    account = await create(client)
+    state.switch_off("access", absent)
+    scoped = {"Authorization": "Bearer atl-scoped-key"}
+
+    answers = [
+        await client.get(f"{ACCESS}/service-accounts"),
+        await client.get(f"{ACCESS}/service-accounts", headers=scoped),
+        await client.post(f"{ACCESS}/service-accounts", json={"displayName": "x"}),
+        await client.delete(f"{ACCESS}/service-accounts/{account['id']}"),
+    ]
+
+    for answer in answers:
+        assert answer.status_code == int(absent)
+        assert answer.json() == {"code": int(absent), "message": answer.reason_phrase}
+    assert len(state.live_accounts()) == 1  # nothing was made or deleted
+    assert (await client.get(f"{CONSOLE}/service-accounts")).status_code == 200
+    # Switched on again, served again; a wrong key is still a 401 while off.
+    state.switch_off("access", "")
+    assert (await client.get(f"{ACCESS}/service-accounts")).status_code == 200
+    state.switch_off("console", absent)
+    wrong = await client.get(f"{CONSOLE}/service-accounts", headers={"Authorization": "Bearer x"})
+    assert wrong.status_code == 401
+    assert (await client.get(f"{CONSOLE}/service-accounts")).status_code == int(absent)
+    uid = account["atlassianId"]
+    assert (await client.get(f"/users/{uid}/manage/api-tokens")).status_code == int(absent)
+    assert (await client.get(f"{ACCESS}/service-accounts")).status_code == 200
+
+
+async def test_a_missing_account_and_a_missing_route_differ_in_their_404(
+    client: httpx.AsyncClient, state: AtlassianState
+) -> None:
+    missing = await client.get(f"{ACCESS}/service-accounts/no-such-id/api-tokens")
+    state.switch_off("access", "404")
+    absent = await client.get(f"{ACCESS}/service-accounts/no-such-id/api-tokens")
+
+    assert missing.status_code == absent.status_code == 404
+    assert missing.json() == {"detail": "Service account not found"}
+    assert absent.json() == {"code": 404, "message": "Not Found"}
+
+
+@pytest.mark.parametrize("refusal", ["403", "404", "405"])
+async def test_the_mint_alone_can_be_refused(
+    client: httpx.AsyncClient, state: AtlassianState, refusal: str
+) -> None:
+    account = await create(client)
+    state.switch_off("mint", refusal)
+
+    refused = await mint(client, account["atlassianId"])
+
+    assert refused.status_code == int(refusal) and state.tokens == []
+    if refusal == "403":  # refused in the /users routes' own error style
+        assert refused.json()["errors"][0]["code"] == "FORBIDDEN"
+    uid = account["atlassianId"]
+    assert (await client.get(f"/users/{uid}/manage/api-tokens")).status_code == 200
+    configured = await client.post("/_sandbox/config", json={"mint_refused": ""})
+    assert configured.json()["mint_refused"] == ""
+    assert (await mint(client, uid)).status_code == 201
+
+
+def test_a_switch_takes_only_the_answers_atlassian_gives(state: AtlassianState) -> None:
+    with pytest.raises(ValueError):
+        state.switch_off("access", "403")
+    with pytest.raises(ValueError):
+        state.switch_off("everything", "404")
+    assert state.access_routes_off == "" and state.mint_refused == ""

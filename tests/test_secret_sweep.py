@@ -62,7 +62,7 @@ from tests.test_end_to_end import (
 )
 from tests.test_home import open_home
 
-NAME = GOOD_FORM["name"]["value"]
+NAME = GOOD_FORM["name"]["name"]
 # The loggers the issue names, and the bodies' loggers: all at DEBUG in the tests.
 LIBRARY_LOGGERS = (
     "slack_sdk",

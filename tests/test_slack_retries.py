@@ -198,4 +198,4 @@ def refusals(slack: SlackSandbox) -> list[dict[str, object]]:
 def _form(name: str) -> dict[str, dict[str, object]]:
     from tests.test_end_to_end import GOOD_FORM
 
-    return {**GOOD_FORM, "name": {"value": name}}
+    return {**GOOD_FORM, "name": {"name": name}}

@@ -188,7 +188,7 @@ async def find(session: AsyncSession, ref: str) -> tuple[ServiceAccountRequest, 
     if short:
         found = (await session.execute(joined.where(col(r.id) == int(short.group(1))))).first()
         if found is None:
-            raise NotFound(f"There is no service account {ref.strip().upper()}.")
+            raise NotFound("There is no service account {}.", ref.strip().upper())
         return found[0], found[1]
     candidates = [
         (row[0], row[1])
@@ -197,7 +197,7 @@ async def find(session: AsyncSession, ref: str) -> tuple[ServiceAccountRequest, 
         ).all()
     ]
     if not candidates:
-        raise NotFound(f"There is no service account named {ref}.")
+        raise NotFound("There is no service account named {}.", ref)
     held = [(req, acc) for req, acc in candidates if _may_exist(req, acc)]
     if len(held) > 1:
         which = "; ".join(

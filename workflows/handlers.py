@@ -20,6 +20,7 @@ def job_handlers(runtime: Runtime) -> dict[str, Handler]:
         "break_glass_alert": messages.break_glass_alert,
         "provision": provisioning.provision,
         "reveal": reveal.reveal,
+        "manual_token": reveal.manual_token,
         "remind": pending.remind,
         "escalate": pending.escalate,
         "expire": pending.expire,

@@ -79,7 +79,9 @@ async def _revoke_everything(runtime: Runtime, account: ServiceAccount, why: str
     comes, or the reveal job's next run does, so its row is left to it."""
     seen: set[str] = set()
     if account.atlassian_account_id:
-        revoked = await runtime.atlassian.revoke_all_tokens(account.atlassian_account_id)
+        revoked = await runtime.atlassian.revoke_all_tokens(
+            account.atlassian_account_id, account.atlassian_id
+        )
         seen = {t.label for t in revoked}
     async with runtime.db.transaction() as session:
         tokens = (

@@ -171,12 +171,16 @@ class PolicyFile(Strict):
     break_glass: BreakGlass = BreakGlass()
     notify_approvers_by_dm: bool = False
     lifecycle: Lifecycle = Lifecycle()
+    # The organisation's service-account quota at Atlassian, which no API reports: 5 free,
+    # 250 with Atlassian Guard Standard, 1,000 on Enterprise. `sabot doctor` counts against it.
+    service_account_limit: int = Field(default=5, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _consistent(self) -> PolicyFile:
         if not self.products:
             raise ValueError("products: offer at least one product")
         for product, offer in self.products.items():
+            _fits_the_form(product, offer.scopes or [])
             for scope in offer.scopes or []:
                 if not scope_belongs(scope, product):
                     raise ValueError(
@@ -198,6 +202,30 @@ class PolicyFile(Strict):
             if offer.scopes is not None
             else [s.name for s in scopes_for(product)]
         )
+
+
+# The request form lists a product's scopes as one group of a Slack select: Slack refuses a
+# group of more than 100 options, or an option whose text is longer than 75 characters.
+FORM_SCOPES_MAX, FORM_SCOPE_TEXT_MAX = 100, 75
+
+
+def _fits_the_form(product: Product, scopes: list[str]) -> None:
+    where = f"products.{product.value}.scopes"
+    if len(scopes) > FORM_SCOPES_MAX:
+        raise ValueError(
+            f"{where}: {len(scopes)} scopes, but the request form can list at most "
+            f"{FORM_SCOPES_MAX} for one product (Slack's limit on a select's options); "
+            "offer the ones your teams need"
+        )
+    long = [s for s in scopes if len(s) > FORM_SCOPE_TEXT_MAX]
+    if long:
+        raise ValueError(
+            f"{where}: {long[0]!r} is longer than {FORM_SCOPE_TEXT_MAX} characters, the most "
+            "Slack shows in a select option"
+        )
+    twice = sorted({s for s in scopes if scopes.count(s) > 1})
+    if twice:
+        raise ValueError(f"{where}: {twice[0]!r} is listed twice")
 
 
 def scope_belongs(scope: str, product: Product) -> bool:

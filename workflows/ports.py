@@ -61,6 +61,23 @@ class TokenDelivery:
     products: list[str]
 
 
+@dataclass(frozen=True)
+class ManualToken:
+    """A token Atlassian would not mint: what an admin needs to make it by hand in the
+    console, and whom to give it to. No value: sabot never sees this token."""
+
+    request_short_id: str
+    account_name: str
+    email: str
+    owner_id: str
+    label: str  # the name to give it, so a later revoke by label finds it
+    scopes: list[str]
+    expires_at: datetime  # what the policy would have used
+    products: list[str]
+    cloud_id: str
+    reason: str  # Atlassian's refusal, in its words
+
+
 class Notifier(Protocol):
     async def post_approval_request(self, snapshot: RequestSnapshot) -> MessageRef: ...
 
@@ -97,5 +114,9 @@ class Notifier(Protocol):
     async def tell_account_ready(self, snapshot: RequestSnapshot) -> None: ...
 
     async def deliver_token(self, target: ReplyTarget, delivery: TokenDelivery) -> None: ...
+
+    async def ask_for_manual_token(self, admins: list[str], manual: ManualToken) -> None:
+        """DM each admin how to make the token by hand (the approvers' channel if none)."""
+        ...
 
     async def reply(self, target: ReplyTarget, text: str) -> None: ...

@@ -252,5 +252,5 @@ def parse_short_id(text: str) -> int:
     """`SA-12`, `sa-12` or `12` as a person types it."""
     digits = text.strip().upper().removeprefix("SA-")
     if not digits.isdigit() or len(digits) > 12:
-        raise NotFound(f"{text!r} is not a request id such as SA-12.")
+        raise NotFound("{} is not a request id such as SA-12.", repr(text[:30]))
     return int(digits)

@@ -27,8 +27,8 @@ from workflows.db import rowcount
 from workflows.errors import Conflict, NotAllowed
 from workflows.lifecycle import schedule_expiry
 from workflows.models import ApiToken, Job, ServiceAccount, ServiceAccountRequest
-from workflows.ports import ReplyTarget, TokenDelivery
-from workflows.providers.atlassian import AtlassianError
+from workflows.ports import ManualToken, ReplyTarget, TokenDelivery
+from workflows.providers.atlassian import AtlassianError, MintRefused
 from workflows.providers.atlassian_contract import MintedToken
 from workflows.requests import load_request, locked_request
 from workflows.runtime import Runtime
@@ -147,6 +147,8 @@ async def _why_not(runtime: Runtime, request_id: int) -> str:
             "The token is being made right now; it will appear here in a moment. "
             "Nothing more to click."
         )
+    if account.reveal_status == R.MANUAL:
+        return _manual_pending_text(request)
     return f"{request.short_id} has no token to reveal now."
 
 
@@ -249,7 +251,12 @@ async def _mint(run: _Reveal, lifetime: int) -> tuple[ApiToken, MintedToken]:
                 token.label,
                 token.scopes,
                 token.expires_at or runtime.clock(),
+                account_id=run.account.atlassian_id,
             )
+        except MintRefused as refused:
+            # Not a passing failure, and no other route mints: trying again would fail again.
+            await _manual_step(run, token, refused)
+            raise _Handled from None
         except AtlassianError as error:
             if not error.transient or attempt >= retry.attempts:
                 await _mint_failed(run, error, attempt)
@@ -345,6 +352,82 @@ async def _mint_failed(run: _Reveal, error: AtlassianError, tries: int) -> None:
     await _tell(run, text)
 
 
+def _manual_pending_text(request: ServiceAccountRequest) -> str:
+    return (
+        f"Atlassian does not let sabot mint the token of `{request.name}` "
+        f"({request.short_id}). The account exists and has its product access; an admin "
+        "has been asked to create the token by hand in the Atlassian admin console and give "
+        "it to you. Nothing more to click."
+    )
+
+
+async def _manual_step(run: _Reveal, token: ApiToken, refused: MintRefused) -> None:
+    """The mint route refused for good: Reveal ends in a manual step, not a failure to retry.
+    The account keeps its access; the admins are asked (a job, so it survives a crash) to
+    make the token by hand, under this row's label, and the owner is told."""
+    runtime, request, account = run.runtime, run.request, run.account
+    now = runtime.clock()
+    async with runtime.db.transaction() as session:
+        wanted = await _wanted(session, request.id or 0, account.id or 0)
+        if wanted:
+            await session.execute(
+                update(ApiToken)
+                .where(col(ApiToken.id) == token.id, col(ApiToken.state) == T.MINTING)
+                .values(state=T.MANUAL)
+            )
+            await move_reveal(session, account.id, R.REVEALING, R.MANUAL)
+            audit.record(
+                session,
+                at=now,
+                actor="sabot",
+                action="token_manual_step",
+                request_id=account.request_id,
+                label=token.label,
+                scopes=token.scopes,
+                expires_at=token.expires_at.isoformat() if token.expires_at else None,
+                reason=refused.reason[:300],
+            )
+            jobs.enqueue(
+                session,
+                "manual_token",
+                now=now,
+                request_id=account.request_id,
+                payload={"token_id": token.id, "reason": refused.reason[:500]},
+            )
+            jobs.enqueue(session, "refresh", now=now, request_id=account.request_id)
+    if not wanted:  # a revoke took Reveal meanwhile; nothing was minted
+        current, _ = await account_of(runtime, request.id or 0)
+        await _tell(run, f"{current.short_id} (`{current.name}`) is {current.status} now.")
+        return
+    runtime.jobs_queued()
+    log.info("mint for %s refused (%s): an admin makes it by hand", request.short_id, refused)
+    await _tell(run, _manual_pending_text(request))
+
+
+async def manual_token(runtime: Runtime, job: Job) -> None:
+    """Ask every admin to make the refused token by hand, with what the policy would have
+    used (the approvers' channel when no admin is named)."""
+    request, account = await account_of(runtime, job.request_id or 0)
+    async with runtime.db.reading() as session:
+        token = await session.get(ApiToken, int(job.payload["token_id"]))
+    if token is None or token.state != T.MANUAL:
+        return  # revoked or rotated meanwhile: nothing to make any more
+    manual = ManualToken(
+        request.short_id,
+        account.name,
+        account.email or "",
+        account.owner_id,
+        token.label,
+        list(token.scopes),
+        token.expires_at or runtime.clock(),
+        list(request.products),
+        runtime.cloud_id,
+        str(job.payload.get("reason", "")),
+    )
+    admins = sorted(await runtime.policy.people(runtime.policy.rules.admins))
+    await runtime.notifier.ask_for_manual_token(admins, manual)
+
+
 async def _set_states(run: _Reveal, before: TokenState, after: TokenState) -> None:
     async with run.runtime.db.transaction() as session:
         await session.execute(
@@ -420,7 +503,7 @@ async def _revoke_at_atlassian(runtime: Runtime, account: ServiceAccount, token:
     atlassian_id = account.atlassian_account_id or ""
     token_id = token.atlassian_token_id
     if token_id is None:
-        remote = await runtime.atlassian.tokens(atlassian_id)
+        remote = await runtime.atlassian.tokens(atlassian_id, account.atlassian_id)
         token_id = next((t.id for t in remote if t.label == token.label), None)
     if token_id is not None:
         await runtime.atlassian.revoke_token(atlassian_id, token_id)

@@ -71,6 +71,9 @@ class RevealStatus(StrEnum):
     READY = "ready"  # a token may be minted on the owner's click
     REVEALING = "revealing"  # one click is being served; others are told to wait
     REVEALED = "revealed"  # shown once; a new one needs rotate or token
+    # Atlassian refused the mint: an admin makes the token by hand in the console and gives it
+    # to the owner (rotate or token opens Reveal again, e.g. once the mint route is back).
+    MANUAL = "manual"
 
 
 class TokenState(StrEnum):
@@ -83,6 +86,9 @@ class TokenState(StrEnum):
     REVOKED = "revoked"
     EXPIRED = "expired"
     FAILED = "failed"  # Atlassian refused the mint
+    # The mint route was refused for good: an admin was asked to make this token by hand,
+    # under this label (its value never passes through sabot).
+    MANUAL = "manual"
 
 
 # Tokens that may be live at Atlassian without ever having reached their owner.

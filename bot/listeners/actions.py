@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.ids import ActionId
-from bot.listeners.commands import rotate_and_tell
+from bot.ids import ActionId, routes
 from bot.listeners.events import publish_home
+from bot.replies import rotate_and_tell
 from bot.services import Say, Services, answering_errors, services_of
 from bot.views import accounts as account_views
 from bot.views.reason_modals import break_glass_modal, deny_modal
@@ -53,10 +54,16 @@ class Click:
         )
 
     async def say(self, text: str) -> None:
+        await self.show(text, ())
+
+    async def show(self, text: str, blocks: Sequence[Block]) -> None:
+        shown = [b.to_dict() for b in blocks] or None
         if self.body.get("response_url") and self.respond is not None:
-            await self.respond(text=text, response_type="ephemeral", replace_original=False)
+            await self.respond(
+                text=text, blocks=shown, response_type="ephemeral", replace_original=False
+            )
         else:  # a click in the Home tab has no response_url: answer in our DM
-            await self.client.chat_postMessage(channel=_user(self.body), text=text)
+            await self.client.chat_postMessage(channel=_user(self.body), text=text, blocks=shown)
 
     def later(self, work: Coroutine[Any, Any, Any], *, urgent: bool = False) -> None:
         """After the ack; `urgent` (a modal to open: its trigger_id lives 3 s) skips the queue."""
@@ -264,12 +271,12 @@ async def rotate(
     client: AsyncWebClient,
     context: AsyncBoltContext,
 ) -> None:
-    """Rotate from an expiry warning."""
+    """Rotate from an expiry warning or the Home tab (which gives no response_url)."""
     await ack()
     services = services_of(context)
     ref = str(action.get("value") or "")[:60]
-    work = rotate_and_tell(services, ref, _user(body), respond, False)
-    Click(services, body, respond, client).later(work)
+    click = Click(services, body, respond, client)
+    click.later(rotate_and_tell(services, ref, _user(body), click.show, False))
 
 
 async def home_request(
@@ -308,9 +315,9 @@ def register(app: AsyncApp) -> None:
     app.action(ActionId.CONFIRM_REVOKE.value)(confirm_revoke)
     app.action(ActionId.CONFIRM_DELETE.value)(confirm_delete)
     app.action(ActionId.DISMISS.value)(dismiss)
-    app.action(ActionId.ROTATE.value)(rotate)
-    app.action(ActionId.APPROVE.value)(approve)
-    app.action(ActionId.DENY.value)(deny)
+    app.action(routes(ActionId.ROTATE))(rotate)
+    app.action(routes(ActionId.APPROVE))(approve)
+    app.action(routes(ActionId.DENY))(deny)
     app.action(ActionId.REVEAL.value)(reveal_token)
     app.action(ActionId.CANCEL.value)(cancel)
     app.action(ActionId.BREAK_GLASS.value)(break_glass)

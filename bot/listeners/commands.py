@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,15 +10,15 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
-from slack_sdk.models.blocks import SectionBlock
+from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.command_args import list_filter, name_and_flags
-from bot.services import Services, answering_errors, services_of
+from bot.replies import rotate_and_tell
+from bot.services import Services, answering_errors, problem_text, services_of
 from bot.views import accounts as views
 from bot.views.help import unknown_subcommand, usage
 from bot.views.request_modal import request_modal
-from bot.views.text import escape
 from workflows import accounts, requests
 from workflows.errors import UserError
 
@@ -47,10 +47,9 @@ class Call:
         its trigger_id lives 3 s) skips the queue of follow-ups."""
         self.services.background.spawn(answering_errors(work, self.respond), urgent=urgent)
 
-    async def show(self, text: str, blocks: list[Any]) -> None:
-        await self.respond(
-            text=text, blocks=[b.to_dict() for b in blocks], response_type="ephemeral"
-        )
+    async def show(self, text: str, blocks: Sequence[Block]) -> None:
+        shown = [b.to_dict() for b in blocks] or None
+        await self.respond(text=text, blocks=shown, response_type="ephemeral")
 
 
 async def _help(call: Call) -> None:
@@ -130,40 +129,13 @@ async def _audit(call: Call) -> None:
 async def _rotate(call: Call) -> None:
     name, flags = name_and_flags(call.words, "rotate", ("--now",))
     await call.ack()
-    call.later(rotate_and_tell(call.services, name, call.user, call.respond, "--now" in flags))
+    call.later(rotate_and_tell(call.services, name, call.user, call.show, "--now" in flags))
 
 
 async def _token(call: Call) -> None:
     name, _ = name_and_flags(call.words, "token")
     await call.ack()
-    call.later(rotate_and_tell(call.services, name, call.user, call.respond, False))
-
-
-async def rotate_and_tell(
-    services: Services, ref: str, user: str, respond: AsyncRespond, revoke_now: bool
-) -> None:
-    """A new token always goes to the owner; an admin who asked is told so."""
-    done = await accounts.rotate(services.runtime, ref, user, revoke_now=revoke_now)
-    which = f"`{escape(done.name)}` (SA-{done.request_id})"
-    old = (
-        f" {done.old_tokens} previous token(s) will be revoked at "
-        f"{done.revoke_after:%Y-%m-%d %H:%M} UTC."
-        if done.old_tokens
-        else ""
-    )
-    if user == done.owner_id:  # the owner asked: the Reveal button right here, too
-        text = f"A new token for {which} is ready to reveal.{old}"
-        button = views.reveal_here(done.request_id)
-        await respond(
-            text=text,
-            blocks=[SectionBlock(text=text).to_dict(), button.to_dict()],
-            response_type="ephemeral",
-        )
-    else:
-        await respond(
-            f"The new token for {which} went to its owner, <@{done.owner_id}>, never to you.{old}",
-            response_type="ephemeral",
-        )
+    call.later(rotate_and_tell(call.services, name, call.user, call.show, False))
 
 
 async def _confirming(call: Call, action: str) -> None:
@@ -219,7 +191,7 @@ async def service_account(
     try:
         await run(call)
     except UserError as bad:  # malformed words: one line, before anything happened
-        await ack(text=str(bad))
+        await ack(text=problem_text(bad))
 
 
 def register(app: AsyncApp, command_name: str) -> None:

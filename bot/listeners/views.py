@@ -13,7 +13,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.models.blocks import SectionBlock
 from slack_sdk.models.views import View
 
-from bot.ids import ActionId, BlockId, CallbackId
+from bot.ids import BlockId, CallbackId
 from bot.services import problem_text, services_of
 from bot.views.request_modal import field_errors, submitted_modal
 from bot.views.text import escape
@@ -23,7 +23,8 @@ from workflows.validation import RequestForm
 
 
 def _input(values: dict[str, Any], block: BlockId) -> dict[str, Any]:
-    return (values.get(block.value) or {}).get(ActionId.INPUT.value) or {}
+    # Each input's element carries its block's id as action_id: unique in the view, as Slack asks.
+    return (values.get(block.value) or {}).get(block.value) or {}
 
 
 def _text(values: dict[str, Any], block: BlockId) -> str:

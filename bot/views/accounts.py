@@ -22,6 +22,7 @@ from slack_sdk.models.views import View
 
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.views.request_messages import details as request_details
+from bot.views.request_messages import every_scope
 from bot.views.text import clip, escape, mention, when
 from workflows.accounts import AccountDetails, AccountFilter, AccountPage, AccountRow
 from workflows.catalog import Product
@@ -140,6 +141,7 @@ def account_details(details: AccountDetails) -> tuple[str, list[Block]]:
     snap = details.snapshot
     blocks: list[Block] = [
         *request_details(snap),
+        *every_scope(snap),
         SectionBlock(text=_ids(details)),
         SectionBlock(text=_people(snap)),
         SectionBlock(text=clip(_tokens(details), 2900)),
@@ -279,7 +281,7 @@ def reassign_modal(ref: str) -> View:
             InputBlock(
                 block_id=BlockId.NEW_OWNER,
                 label="New owner",
-                element=UserSelectElement(action_id=ActionId.INPUT),
+                element=UserSelectElement(action_id=BlockId.NEW_OWNER),
             ),
         ],
     )

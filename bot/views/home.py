@@ -14,8 +14,8 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.ids import ActionId
-from bot.views.text import escape, mention, when
+from bot.ids import ActionId, one_of_many
+from bot.views.text import SECTION_MAX, escape, listed, mention, when
 from workflows.accounts import AccountRow
 from workflows.home import Home
 from workflows.models import ServiceAccountRequest
@@ -28,7 +28,11 @@ def _note(text: str) -> ContextBlock:
 def _account(row: AccountRow) -> SectionBlock:
     expiry = when(row.token_expires_at) if row.token_expires_at else "no live token"
     text = f"*{escape(row.name)}* · {row.status} · token: {expiry}"
-    rotate = ButtonElement(text="Rotate", action_id=ActionId.ROTATE, value=f"SA-{row.request_id}")
+    rotate = ButtonElement(
+        text="Rotate",
+        action_id=one_of_many(ActionId.ROTATE, row.request_id),
+        value=f"SA-{row.request_id}",
+    )
     return SectionBlock(text=text, accessory=rotate if row.status == "active" else None)
 
 
@@ -37,22 +41,24 @@ def _request(request: ServiceAccountRequest) -> SectionBlock:
 
 
 def _waiting(request: ServiceAccountRequest) -> list[Block]:
-    text = (
-        f"*{request.short_id}* `{escape(request.name)}` from {mention(request.requester_id)}"
-        f" · {escape(', '.join(request.scopes))}"
-    )
+    head = f"*{request.short_id}* `{escape(request.name)}` from {mention(request.requester_id)} · "
+    where_all = f"`show {request.short_id}` lists them all"
+    text = head + listed(request.scopes, SECTION_MAX - len(head), where_all)
     return [
         SectionBlock(text=text),
         ActionsBlock(
             elements=[
                 ButtonElement(
                     text="Approve",
-                    action_id=ActionId.APPROVE,
+                    action_id=one_of_many(ActionId.APPROVE, request.id),
                     value=str(request.id),
                     style="primary",
                 ),
                 ButtonElement(
-                    text="Deny", action_id=ActionId.DENY, value=str(request.id), style="danger"
+                    text="Deny",
+                    action_id=one_of_many(ActionId.DENY, request.id),
+                    value=str(request.id),
+                    style="danger",
                 ),
             ]
         ),

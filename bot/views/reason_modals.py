@@ -7,14 +7,14 @@ import json
 from slack_sdk.models.blocks import InputBlock, PlainTextInputElement, SectionBlock
 from slack_sdk.models.views import View
 
-from bot.ids import ActionId, BlockId, CallbackId
+from bot.ids import BlockId, CallbackId
 
 
 def _reason_input(block_id: BlockId, label: str) -> InputBlock:
     return InputBlock(
         block_id=block_id,
         label=label,
-        element=PlainTextInputElement(action_id=ActionId.INPUT, multiline=True, max_length=500),
+        element=PlainTextInputElement(action_id=block_id, multiline=True, max_length=500),
     )
 
 

@@ -5,6 +5,8 @@ Both are pure functions of a `RequestSnapshot`, re-rendered from the database on
 
 from __future__ import annotations
 
+import hashlib
+
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
@@ -17,13 +19,43 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.ids import ActionId, BlockId
-from bot.views.text import as_typed, escape, mention, when
+from bot.views.text import (
+    FIELD_MAX,
+    SECTION_MAX,
+    as_typed,
+    chunks,
+    escape,
+    listed,
+    mention,
+    when,
+)
 from workflows.catalog import Product
 from workflows.models import Decision
 from workflows.ports import RequestSnapshot
 from workflows.states import RequestStatus
 
 S = RequestStatus
+
+
+def revision(snap: RequestSnapshot, block: BlockId) -> str:
+    """A block id that changes whenever what the message shows changes: Slack's clients keep a
+    block whose id they already know as it was (a button's spinner, a chosen option), so an
+    update that reused the id could show yesterday's state under today's text."""
+    digest = hashlib.blake2s(repr(snap.fingerprint()).encode(), digest_size=4).hexdigest()
+    return f"{block.value}.{digest}"
+
+
+def _all_scopes(snap: RequestSnapshot) -> str:
+    return f"`show {snap.request.short_id}` lists them all"
+
+
+def every_scope(snap: RequestSnapshot) -> list[Block]:
+    """The whole list of scopes, for `show`, when `details` had to shorten it."""
+    scopes = snap.request.scopes
+    if len(", ".join(map(escape, scopes))) <= FIELD_MAX - 10:
+        return []
+    blocks: list[Block] = [SectionBlock(text=f"*All {len(scopes)} scopes*")]
+    return blocks + [SectionBlock(text=part) for part in chunks(scopes, SECTION_MAX)]
 
 
 def _products(snap: RequestSnapshot) -> str:
@@ -37,7 +69,7 @@ def details(snap: RequestSnapshot) -> list[Block]:
         f"*Account name*\n`{escape(r.name)}`",
         f"*Products*\n{_products(snap)}",
         f"*Token lifetime*\n{r.lifetime_days} days",
-        f"*Scopes*\n{escape(', '.join(r.scopes))}",
+        f"*Scopes*\n{listed(r.scopes, FIELD_MAX - 10, _all_scopes(snap))}",
     ]
     return [
         HeaderBlock(text=f"Service account request {r.short_id}"),
@@ -93,6 +125,8 @@ def status_line(snap: RequestSnapshot) -> str:
     line = lines[S(r.status)]
     if account is not None and account.revealed_at is not None:
         line += f"\n:key: Token revealed at {when(account.revealed_at)}"
+    if account is not None and account.reveal_status == "manual":
+        line += "\n:wrench: Atlassian refused the token mint: an admin is making it by hand"
     return line
 
 
@@ -117,7 +151,7 @@ def approval_message(snap: RequestSnapshot) -> tuple[str, list[Block]]:
     if r.status == S.PENDING:
         blocks.append(
             ActionsBlock(
-                block_id=BlockId.DECISION_BUTTONS,
+                block_id=revision(snap, BlockId.DECISION_BUTTONS),
                 elements=[
                     ButtonElement(
                         text="Approve", action_id=ActionId.APPROVE, value=str(r.id), style="primary"
@@ -134,7 +168,7 @@ def approval_message(snap: RequestSnapshot) -> tuple[str, list[Block]]:
 
 def reveal_button(snap: RequestSnapshot) -> ActionsBlock:
     return ActionsBlock(
-        block_id=BlockId.REVEAL_BUTTON,
+        block_id=revision(snap, BlockId.REVEAL_BUTTON),
         elements=[
             ButtonElement(
                 text="Reveal token",
@@ -159,7 +193,7 @@ def _requester_buttons(snap: RequestSnapshot) -> list[Block]:
                 text="Break glass", action_id=ActionId.BREAK_GLASS, value=str(r.id), style="danger"
             )
         )
-    return [ActionsBlock(block_id=BlockId.REQUESTER_BUTTONS, elements=buttons)]
+    return [ActionsBlock(block_id=revision(snap, BlockId.REQUESTER_BUTTONS), elements=buttons)]
 
 
 def requester_card(snap: RequestSnapshot) -> tuple[str, list[Block]]:
@@ -207,10 +241,14 @@ def _glass_reason(snap: RequestSnapshot) -> str:
 
 def break_glass_alert(snap: RequestSnapshot) -> tuple[str, list[Block]]:
     r = snap.request
-    text = (
+    head = (
         f":rotating_light: <!here> *Break-glass*: {mention(r.requester_id)} approved their "
-        f"own request {r.short_id} for `{escape(r.name)}` "
-        f"({escape(', '.join(r.scopes))}).\n*Reason:* {escape(_glass_reason(snap))}"
+        f"own request {r.short_id} for `{escape(r.name)}` ("
+    )
+    tail = (
+        f").\n*Reason:* {escape(_glass_reason(snap))}"
         "\nReview it now; an admin can revoke the account."
     )
+    scopes = listed(r.scopes, SECTION_MAX - len(head) - len(tail), _all_scopes(snap))
+    text = head + scopes + tail
     return f"Break-glass self-approval of {r.short_id}", [SectionBlock(text=text)]

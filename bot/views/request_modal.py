@@ -17,7 +17,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.ids import ActionId, BlockId, CallbackId
+from bot.ids import BlockId, CallbackId
 from bot.views.text import escape
 from workflows.catalog import MIN_LIFETIME_DAYS, SCOPES_BY_NAME
 from workflows.models import ServiceAccountRequest
@@ -64,7 +64,7 @@ def request_modal(origin_channel_id: str | None, offer: Offer) -> View:
                 BlockId.NAME,
                 "Account name",
                 PlainTextInputElement(
-                    action_id=ActionId.INPUT,
+                    action_id=BlockId.NAME,
                     max_length=40,
                     placeholder=f"{offer.names.prefix}ci-release-bot{offer.names.suffix}",
                 ),
@@ -74,7 +74,7 @@ def request_modal(origin_channel_id: str | None, offer: Offer) -> View:
                 BlockId.JUSTIFICATION,
                 "What is it for?",
                 PlainTextInputElement(
-                    action_id=ActionId.INPUT,
+                    action_id=BlockId.JUSTIFICATION,
                     multiline=True,
                     max_length=JUSTIFICATION_MAX,
                     placeholder="Which automation, which projects or spaces, and why",
@@ -84,7 +84,7 @@ def request_modal(origin_channel_id: str | None, offer: Offer) -> View:
                 BlockId.PRODUCTS,
                 "Products",
                 CheckboxesElement(
-                    action_id=ActionId.INPUT,
+                    action_id=BlockId.PRODUCTS,
                     options=[Option(value=p.value, text=p.label) for p in offer.scopes],
                 ),
             ),
@@ -92,7 +92,7 @@ def request_modal(origin_channel_id: str | None, offer: Offer) -> View:
                 BlockId.SCOPES,
                 "Token scopes",
                 StaticMultiSelectElement(
-                    action_id=ActionId.INPUT,
+                    action_id=BlockId.SCOPES,
                     placeholder="Choose scopes",
                     option_groups=_scope_groups(offer),
                 ),
@@ -102,7 +102,7 @@ def request_modal(origin_channel_id: str | None, offer: Offer) -> View:
                 BlockId.LIFETIME,
                 f"Token lifetime (days, at most {longest})",
                 NumberInputElement(
-                    action_id=ActionId.INPUT,
+                    action_id=BlockId.LIFETIME,
                     is_decimal_allowed=False,
                     initial_value=str(min(offer.default_lifetime_days, longest)),
                     min_value=str(MIN_LIFETIME_DAYS),

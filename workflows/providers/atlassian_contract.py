@@ -14,7 +14,27 @@ from typing import Any
 from pydantic import SecretStr
 
 CONSOLE = "/admin/account-management/v1/orgs/{org}"
-LIST_PAGE_LIMIT = 80  # Atlassian answers 400 above 80
+# The documented ("API Access", experimental) routes: preferred where they do the job, with the
+# console route as the fallback when Atlassian refuses them.
+ACCESS = "/admin/api-access/v1/orgs/{org}"
+LIST_PAGE_LIMIT = 80  # Atlassian answers 400 above 80 (console list)
+# The two route sets, as `AtlassianAdmin.route_sets` names them.
+API_ACCESS, CONSOLE_SET = "api-access", "console"
+# Answers that say "this route is not here, or not for this key": nothing was done, so even a
+# create may be sent again on the other route. 400: the documented route does not take this
+# body or query; 501: the method is not implemented.
+ROUTE_REFUSED = frozenset({400, 403, 404, 405, 501})
+# The mint has no documented route; these answers (JSON, not an SSO page) say it is refused.
+MINT_REFUSED = frozenset({403, 404, 405})
+# Where an admin makes a service account's token by hand (admin.atlassian.com).
+MANUAL_TOKEN_STEPS = (
+    "admin.atlassian.com",
+    "Directory",
+    "Service accounts",
+    "{account}",
+    "Credentials",
+    "Create API token",
+)
 DIRECTORY_LAG_TEXT = "not found in the directory"
 
 # `jira-software`, not `jira`: the plain form is accepted and grants nothing.
@@ -67,6 +87,49 @@ class RemoteToken:
     expiry: str | None
 
 
+def is_documented(route: Route) -> bool:
+    """A route of the documented API Access set (which a scoped key may call)."""
+    return route.path.startswith("/admin/api-access/")
+
+
+# -- documented API Access routes (the service account's admin `id`) -------------------------
+
+
+def access_list_accounts(org: str) -> Route:
+    # No `limit`: the documented route does not say it takes one; links.next pages.
+    return Route("GET", ACCESS.format(org=org) + "/service-accounts")
+
+
+def access_create_account(org: str, display_name: str, description: str) -> Route:
+    """Documented create. It may also take permission rules, but their field names are not
+    certain, so product access is still granted through the console invite route."""
+    return Route(
+        "POST",
+        ACCESS.format(org=org) + "/service-accounts",
+        body={"displayName": display_name, "description": description},
+        idempotent=False,
+        quota_limited=True,
+    )
+
+
+def access_list_tokens(org: str, account_id: str) -> Route:
+    return Route("GET", ACCESS.format(org=org) + f"/service-accounts/{account_id}/api-tokens")
+
+
+def access_revoke_all_tokens(org: str, account_id: str) -> Route:
+    """Documented as revoking EVERY token of the account: only for "revoke them all"."""
+    return Route("DELETE", ACCESS.format(org=org) + f"/service-accounts/{account_id}/api-tokens")
+
+
+def delete_account(org: str, account_id: str) -> Route:
+    """The documented delete; which id it takes is unsure, so the admin `id`, as the other
+    documented routes take (the console fallback takes the atlassianId)."""
+    return Route("DELETE", ACCESS.format(org=org) + f"/service-accounts/{account_id}")
+
+
+# -- console routes (the fallback; an unscoped key only) ---------------------------------------
+
+
 def list_accounts(org: str) -> Route:
     return Route(
         "GET", CONSOLE.format(org=org) + "/service-accounts", params={"limit": LIST_PAGE_LIMIT}
@@ -108,11 +171,6 @@ def revoke_token(atlassian_id: str, token_id: str) -> Route:
     return Route("DELETE", f"/users/{atlassian_id}/manage/api-tokens/{token_id}")
 
 
-def delete_account(org: str, account_id: str) -> Route:
-    """The documented route (API access); which id it takes is unsure, so the admin `id`."""
-    return Route("DELETE", f"/admin/api-access/v1/orgs/{org}/service-accounts/{account_id}")
-
-
 def delete_account_lifecycle(atlassian_id: str, message: str) -> Route:
     """The console route, used when the documented one is refused; Atlassian keeps the account
     14 days."""
@@ -146,9 +204,15 @@ def parse_minted(body: dict[str, Any]) -> MintedToken:
 
 
 def parse_tokens(body: Any) -> list[RemoteToken]:
+    """Either list: the console's bare array (`expiry`) or the documented `{items}` page,
+    whose items likely carry `expiresAt` instead."""
     items = body if isinstance(body, list) else body.get("items", [])
     return [
-        RemoteToken(id=str(t["id"]), label=str(t.get("label", "")), expiry=t.get("expiry"))
+        RemoteToken(
+            id=str(t["id"]),
+            label=str(t.get("label", "")),
+            expiry=t.get("expiry") or t.get("expiresAt"),
+        )
         for t in items
     ]
 
@@ -163,14 +227,31 @@ def parse_site_ids(body: dict[str, Any]) -> list[str]:
     return sorted(set(ids))
 
 
+def parse_site_products(body: dict[str, Any]) -> dict[str, set[str]]:
+    """Cloud id -> the products on that site, by the workspaces' `attributes.typeKey`
+    (`jira-software`, `confluence`, ...)."""
+    products: dict[str, set[str]] = {}
+    for workspace in body.get("data", []):
+        ari = str(workspace.get("id", ""))
+        kind = (workspace.get("attributes") or {}).get("typeKey")
+        if "::site/" in ari and isinstance(kind, str):
+            products.setdefault(ari.rsplit("/", 1)[1], set()).add(kind)
+    return products
+
+
 def next_page(body: dict[str, Any]) -> str | None:
     links = body.get("links") or {}
     return links.get("next") or None
 
 
+def is_page(content_type: str, text: str) -> bool:
+    """An HTML page (an SSO or proxy wall), not an answer of the API."""
+    return "html" in content_type.lower() or text.lstrip().startswith("<")
+
+
 def error_text(status: int, content_type: str, text: str) -> str:
     """A short readable reason from any of Atlassian's error body shapes (or an HTML page)."""
-    if "html" in content_type.lower() or text.lstrip().startswith("<"):
+    if is_page(content_type, text):
         return "an HTML page came back instead of JSON (an SSO or proxy wall?)"
     try:
         body = json.loads(text)

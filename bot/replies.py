@@ -1,0 +1,37 @@
+"""Answers more than one kind of listener gives (a command, a button in a DM, a button in Home)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from slack_sdk.models.blocks import Block, SectionBlock
+
+from bot.services import Services
+from bot.views import accounts as views
+from bot.views.text import escape
+from workflows import accounts
+
+# Show the person who asked a message (text, and blocks or nothing), wherever they asked from.
+Show = Callable[[str, Sequence[Block]], Awaitable[Any]]
+
+
+async def rotate_and_tell(
+    services: Services, ref: str, user: str, show: Show, revoke_now: bool
+) -> None:
+    """A new token always goes to the owner; an admin who asked is told so."""
+    done = await accounts.rotate(services.runtime, ref, user, revoke_now=revoke_now)
+    which = f"`{escape(done.name)}` (SA-{done.request_id})"
+    old = (
+        f" {done.old_tokens} previous token(s) will be revoked at "
+        f"{done.revoke_after:%Y-%m-%d %H:%M} UTC."
+        if done.old_tokens
+        else ""
+    )
+    if user == done.owner_id:  # the owner asked: the Reveal button right here, too
+        text = f"A new token for {which} is ready to reveal.{old}"
+        await show(text, [SectionBlock(text=text), views.reveal_here(done.request_id)])
+    else:
+        owner = f"<@{done.owner_id}>"
+        text = f"The new token for {which} went to its owner, {owner}, never to you.{old}"
+        await show(text, ())
