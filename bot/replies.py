@@ -6,9 +6,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from slack_sdk.models.blocks import Block, SectionBlock
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
 from bot.views import accounts as views
+from bot.views.request_modal import request_modal
 from bot.views.text import escape
 from workflows import accounts
 
@@ -35,3 +37,13 @@ async def rotate_and_tell(
         owner = f"<@{done.owner_id}>"
         text = f"The new token for {which} went to its owner, {owner}, never to you.{old}"
         await show(text, ())
+
+
+async def open_request_form(
+    services: Services, client: AsyncWebClient, trigger_id: str, channel: str | None
+) -> None:
+    """The request form, with how many of the organisation's service accounts are in use (a
+    database count: the trigger lives three seconds)."""
+    seats = await services.runtime.quota_usage()
+    view = request_modal(channel, services.runtime.policy.offer, seats)
+    await client.views_open(trigger_id=trigger_id, view=view)

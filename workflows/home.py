@@ -11,6 +11,7 @@ from sqlmodel import col
 
 from workflows.accounts import AccountFilter, AccountPage, list_accounts
 from workflows.models import Decision, ServiceAccount, ServiceAccountRequest
+from workflows.quota import Usage
 from workflows.runtime import Runtime
 from workflows.states import RequestStatus
 
@@ -31,12 +32,19 @@ class Home:
     requests: list[ServiceAccountRequest]
     waiting_for_me: list[ServiceAccountRequest] = field(default_factory=list)
     admin: AdminView | None = None
+    seats: Usage | None = None  # the organisation's service accounts against its limit
 
 
 async def home_for(runtime: Runtime, user: str) -> Home:
     mine = await list_accounts(runtime, user, AccountFilter(owner=user))
     admin = await _admin_view(runtime, user) if await runtime.policy.is_admin(user) else None
-    return Home(mine, await _my_requests(runtime, user), await _waiting_for(runtime, user), admin)
+    return Home(
+        mine,
+        await _my_requests(runtime, user),
+        await _waiting_for(runtime, user),
+        admin,
+        await runtime.quota_usage(),
+    )
 
 
 async def _my_requests(runtime: Runtime, user: str) -> list[ServiceAccountRequest]:

@@ -126,6 +126,7 @@ async def reconcile_report(runtime: Runtime, job: Job) -> None:
             action="reconcile_checked",
             drift=report.drift_found,
             checked=report.checked,
+            in_use=report.in_use,  # the quota's count at Atlassian (workflows.quota)
         )
     if report.drift_found:
         text = "\n".join(

@@ -68,6 +68,7 @@ class ReconcileReport:
     """What was compared, what disagreed, and (with apply) what was changed."""
 
     checked: int = 0  # accounts listed at Atlassian
+    in_use: int = 0  # of them, not deleted: what the organisation's quota counts
     compared: int = 0  # bot records with an Atlassian id
     applied: bool = False
     made_outside: list[RemoteAccount] = field(default_factory=list)
@@ -370,7 +371,8 @@ async def reconcile(
     listed_since = clock()
     remotes = await _remote_accounts(atlassian, progress)
     recorded = await _recorded_accounts(db)
-    report = ReconcileReport(checked=len(remotes), compared=len(recorded))
+    in_use = sum(r.status != REMOTE_DELETED for r in remotes)
+    report = ReconcileReport(checked=len(remotes), compared=len(recorded), in_use=in_use)
     _compare(recorded, remotes, listed_since, report)
     if apply:
         await _apply(db, report, clock())

@@ -123,6 +123,13 @@ async def submit(
             f"{len(eligibility.approvers)} approver(s) other than you may approve it, so it "
             "could never be approved. Ask an admin to add approvers."
         )
+    seats = await runtime.quota_usage()
+    if seats.full:
+        raise UserError(
+            f"The organisation already has {seats.line()}, the most its Atlassian plan allows "
+            "(the policy's service_account_limit). Ask an admin to delete an unused account, "
+            "or to raise the limit if the plan has changed."
+        )
     try:
         request = await _store(
             runtime, requester_id, clean, products, eligibility.quorum, origin_channel_id

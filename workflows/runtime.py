@@ -10,6 +10,7 @@ from workflows.db import Database
 from workflows.policy import Policy
 from workflows.ports import Notifier
 from workflows.providers.atlassian import AtlassianAdmin
+from workflows.quota import Usage, usage
 
 
 def _nothing() -> None:
@@ -26,3 +27,7 @@ class Runtime:
     clock: Clock = system_clock
     # Called after a transaction that queued jobs commits: wakes an in-process worker.
     jobs_queued: Callable[[], None] = field(default=_nothing)
+
+    async def quota_usage(self) -> Usage:
+        """The organisation's service accounts against its limit (see workflows.quota)."""
+        return await usage(self.db, self.policy.rules.service_account_limit)

@@ -16,11 +16,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ids import ActionId, routes
 from bot.listeners.events import publish_home
-from bot.replies import rotate_and_tell
+from bot.replies import open_request_form, rotate_and_tell
 from bot.services import Say, Services, answering_errors, services_of
 from bot.views import accounts as account_views
 from bot.views.reason_modals import break_glass_modal, deny_modal
-from bot.views.request_modal import request_modal
 from workflows import accounts, decisions, requests, reveal
 from workflows.errors import NotFound
 from workflows.ports import ReplyTarget
@@ -285,10 +284,8 @@ async def home_request(
     """The Home tab's "Request a service account": the same modal as the command."""
     await ack()
     services = services_of(context)
-    view = request_modal(None, services.runtime.policy.offer)
-    Click(services, body, None, client).later(
-        client.views_open(trigger_id=body["trigger_id"], view=view), urgent=True
-    )
+    form = open_request_form(services, client, body["trigger_id"], None)
+    Click(services, body, None, client).later(form, urgent=True)
 
 
 async def reassign(

@@ -14,11 +14,10 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.command_args import list_filter, name_and_flags
-from bot.replies import rotate_and_tell
+from bot.replies import open_request_form, rotate_and_tell
 from bot.services import Services, answering_errors, problem_text, services_of
 from bot.views import accounts as views
 from bot.views.help import unknown_subcommand, usage
-from bot.views.request_modal import request_modal
 from workflows import accounts, requests
 from workflows.errors import UserError
 
@@ -59,10 +58,10 @@ async def _help(call: Call) -> None:
 async def _request(call: Call) -> None:
     await call.ack()
     # trigger_id lives 3 seconds: open the modal right after the ack, before anything slow.
-    view = request_modal(call.command.get("channel_id"), call.services.runtime.policy.offer)
-    call.later(
-        call.client.views_open(trigger_id=call.command["trigger_id"], view=view), urgent=True
+    form = open_request_form(
+        call.services, call.client, call.command["trigger_id"], call.command.get("channel_id")
     )
+    call.later(form, urgent=True)
 
 
 async def _cancel(call: Call) -> None:

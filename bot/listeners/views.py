@@ -16,7 +16,6 @@ from slack_sdk.models.views import View
 from bot.ids import BlockId, CallbackId
 from bot.services import problem_text, services_of
 from bot.views.request_modal import field_errors, submitted_modal
-from bot.views.text import escape
 from workflows import accounts, decisions, requests
 from workflows.errors import FormInvalid, UserError
 from workflows.validation import RequestForm
@@ -74,7 +73,7 @@ async def submit_request(
         await ack(response_action="errors", errors=field_errors(invalid.errors))
         return
     except Exception as error:
-        await ack(response_action="update", view=_notice("Not sent", escape(problem_text(error))))
+        await ack(response_action="update", view=_notice("Not sent", problem_text(error)))
         return
     await ack(response_action="update", view=submitted_modal(request))
 

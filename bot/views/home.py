@@ -78,6 +78,7 @@ def _mine(home: Home) -> list[Block]:
                 )
             ]
         ),
+        *([_note(f"{home.seats.line()}.")] if home.seats is not None else []),
         SectionBlock(text="*My accounts*"),
     ]
     blocks += [_account(row) for row in home.accounts.rows[:10]] or [_note("None yet.")]

@@ -6,8 +6,11 @@ import json
 from typing import Any
 
 from slack_sdk.models.blocks import (
+    Block,
     CheckboxesElement,
+    ContextBlock,
     InputBlock,
+    MarkdownTextObject,
     NumberInputElement,
     Option,
     OptionGroup,
@@ -22,6 +25,7 @@ from bot.views.text import escape
 from workflows.catalog import MIN_LIFETIME_DAYS, SCOPES_BY_NAME
 from workflows.models import ServiceAccountRequest
 from workflows.policy import Offer
+from workflows.quota import Usage
 from workflows.validation import JUSTIFICATION_MAX
 
 FIELD_BLOCKS = {
@@ -49,7 +53,14 @@ def _scope_groups(offer: Offer) -> list[OptionGroup]:
     return groups
 
 
-def request_modal(origin_channel_id: str | None, offer: Offer) -> View:
+def _seats(seats: Usage | None) -> list[Block]:
+    if seats is None:
+        return []
+    note = " Ask an admin first: a new one is refused." if seats.full else ""
+    return [ContextBlock(elements=[MarkdownTextObject(text=f"{seats.line()}.{note}")])]
+
+
+def request_modal(origin_channel_id: str | None, offer: Offer, seats: Usage | None = None) -> View:
     """The request form, as the policy offers it; the channel it was opened from rides along."""
     longest = max(offer.max_lifetime_days.values())
     return View(
@@ -60,6 +71,7 @@ def request_modal(origin_channel_id: str | None, offer: Offer) -> View:
         close="Cancel",
         private_metadata=json.dumps({"channel": origin_channel_id}),
         blocks=[
+            *_seats(seats),
             _input(
                 BlockId.NAME,
                 "Account name",
