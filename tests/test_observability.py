@@ -128,7 +128,8 @@ def test_metrics_and_json_logs_follow_a_whole_flow(
     assert value(after, "sabot_job_run_seconds_count", kind="provision", outcome="done") == 1
     assert value(after, "sabot_job_run_seconds_count", kind="reveal", outcome="done") == 1
     # outside calls, by status: Atlassian routes with ids folded, Slack methods by outcome
-    create = {"method": "POST", "route": "/admin/account-management/v1/orgs/{id}/service-accounts"}
+    # the documented API Access route first (issue 11), where the stand-in serves it
+    create = {"method": "POST", "route": "/admin/api-access/v1/orgs/{id}/service-accounts"}
     assert total(after, "sabot_atlassian_requests_total", **create) == 1
     mint = {"method": "POST", "route": "/users/{id}/manage/api-tokens"}
     assert total(after, "sabot_atlassian_requests_total", **mint) == 1
