@@ -17,7 +17,7 @@ from bot.notifier import SlackNotifier
 from bot.services import Services
 from bot.settings import POLICY_NEEDS, Settings, SettingsError
 from bot.slack_api import slack_session, web_client
-from workflows import inbound
+from workflows import idle, inbound
 from workflows.db import Database
 from workflows.handlers import give_up_handlers, job_handlers
 from workflows.jobs import Worker
@@ -108,6 +108,7 @@ def recurring_tasks(settings: Settings) -> dict[str, timedelta]:
         "check_owners": timedelta(seconds=settings.owner_check_interval_seconds),
         "reconcile_report": timedelta(seconds=settings.reconcile_interval_seconds),
         "forget_old_events": inbound.REMEMBERED_FOR,
+        "idle_credentials": idle.CHECK_EVERY,
     }
 
 

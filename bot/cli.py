@@ -254,6 +254,9 @@ def parser() -> argparse.ArgumentParser:
     from bot.admin_cli import add_admin_parsers
 
     add_admin_parsers(sub)
+    from bot.discover_cli import add_discover_parser
+
+    add_discover_parser(sub)
 
     sandbox = sub.add_parser(
         "sandbox",

@@ -19,6 +19,11 @@ class ActionId(StrEnum):
     HOME_REQUEST = "home_request"
     REASSIGN = "owner_reassign"
     BREAK_GLASS = "request_break_glass"
+    # The daily idle check's questions: an unused token, an idle account.
+    IDLE_TOKEN_KEEP = "idle_token_keep"
+    IDLE_TOKEN_REVOKE = "idle_token_revoke"
+    IDLE_ACCOUNT_KEEP = "idle_account_keep"
+    IDLE_ACCOUNT_DELETE = "idle_account_delete"
 
 
 class BlockId(StrEnum):

@@ -14,11 +14,21 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.logs import secret_in_flight
 from bot.views import accounts as accounts_views
+from bot.views import idle as idle_views
 from bot.views import request_messages as views
 from bot.views.manual_token import manual_token_request
 from bot.views.text import escape
 from bot.views.token_delivery import token_message
-from workflows.ports import ManualToken, MessageRef, ReplyTarget, RequestSnapshot, TokenDelivery
+from workflows.ports import (
+    IdleAccount,
+    IdleToken,
+    ManualToken,
+    MessageRef,
+    ReplyTarget,
+    RequestSnapshot,
+    TokenDelivery,
+    TokenUse,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +94,21 @@ class SlackNotifier:
         await self._dm(snapshot.request.requester_id, *accounts_views.new_token_offer(snapshot))
 
     async def warn_expiry(
-        self, snapshot: RequestSnapshot, label: str, expires_at: datetime, days: int
+        self,
+        snapshot: RequestSnapshot,
+        label: str,
+        expires_at: datetime,
+        days: int,
+        use: TokenUse | None = None,
     ) -> None:
-        text, blocks = accounts_views.expiry_warning(snapshot, label, expires_at, days)
+        text, blocks = accounts_views.expiry_warning(snapshot, label, expires_at, days, use)
         await self._dm(snapshot.request.requester_id, text, blocks)
+
+    async def ask_idle_token(self, idle: IdleToken) -> None:
+        await self._dm(idle.owner_id, *idle_views.idle_token_question(idle))
+
+    async def propose_deletion(self, user_id: str, idle: IdleAccount, can_delete: bool) -> None:
+        await self._dm(user_id, *idle_views.deletion_proposal(idle, can_delete))
 
     async def alert_orphan(self, admin_id: str, snapshot: RequestSnapshot) -> None:
         await self._dm(admin_id, *accounts_views.orphan_alert(snapshot))

@@ -77,6 +77,7 @@ GRANULAR_SCOPE = re.compile(
 RESOURCE = re.compile(r"^ari:cloud:(jira-software|confluence|jira)::site/(.+)$")
 FAULT_ROUTES = frozenset(
     {"create", "grant", "mint", "list", "revoke", "delete", "workspaces", "any"}
+    | {"api-tokens", "directory-search", "org-users"}  # discovery's reads (see `Directory`)
 )
 FAULT_KINDS = frozenset({"429", "500", "reset", "hang", "html403", "409", "402", "302", "slow"})
 ROUTE_SETS = {"access": ("404", "405"), "console": ("404", "405"), "mint": ("403", "404", "405")}
@@ -168,6 +169,8 @@ class Token:
     expiry: str
     created_at: float
     revoked: bool = False
+    # When it was last used (epoch seconds), None: never. Tests set it (see `use_token`).
+    last_used_at: float | None = None
 
     def info(self) -> dict[str, Any]:
         """The token as list routes show it: no value, no scopes."""
@@ -176,7 +179,7 @@ class Token:
             "label": self.label,
             "createdAt": _iso(self.created_at),
             "expiry": self.expiry,
-            "lastAccess": None,
+            "lastAccess": _iso(self.last_used_at) if self.last_used_at is not None else None,
         }
 
     def access_info(self) -> dict[str, Any]:
@@ -186,7 +189,7 @@ class Token:
             "label": self.label,
             "createdAt": _iso(self.created_at),
             "expiresAt": self.expiry,
-            "lastActiveAt": None,
+            "lastActiveAt": _iso(self.last_used_at) if self.last_used_at is not None else None,
         }
 
 
@@ -200,6 +203,7 @@ class Fault:
     reset: str = "iso"  # format of X-RateLimit-Reset on 429: "iso" or "epoch"
     after: bool = False  # True: perform the request, then lose its answer to the fault
     seconds: float = 0.0  # "slow": the request takes effect, and is answered, this much later
+    skip: int = 0  # let this many matching requests through first (a fault mid-way in paging)
 
 
 @dataclass
@@ -224,6 +228,8 @@ class AtlassianState:
     access_routes_off: str = ""
     console_routes_off: str = ""
     mint_refused: str = ""
+    # The organisation's managed people and their own API tokens (discovery's reads).
+    directory: Directory = field(default_factory=lambda: Directory())
 
     def switch_off(self, routes: str, answer: str) -> None:
         """Make a route set answer as a route that is not there ("404", "405") or, for the
@@ -307,11 +313,12 @@ class AtlassianState:
         reset: str = "iso",
         after: bool = False,
         seconds: float = 0.0,
+        skip: int = 0,
     ) -> Fault:
         """Queue a fault in-process (same effect as POST /_sandbox/faults)."""
         if route not in FAULT_ROUTES or kind not in FAULT_KINDS or reset not in ("iso", "epoch"):
             raise ValueError(f"bad fault {route=} {kind=} {reset=}")
-        fault = Fault(route, kind, count, reset, after, seconds)
+        fault = Fault(route, kind, count, reset, after, seconds, skip)
         self.faults.append(fault)
         return fault
 
@@ -319,11 +326,25 @@ class AtlassianState:
         """Consume one use of the first queued fault matching this route family."""
         for fault in self.faults:
             if fault.route in (route, "any"):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    return None
                 fault.count -= 1
                 if fault.count <= 0:
                     self.faults.remove(fault)
                 return fault
         return None
+
+    def use_token(
+        self, token_id: str, *, last_used_at: float | None, created_at: float | None = None
+    ) -> Token:
+        """Say when a token was last used (None: never) and, optionally, when it was made
+        (epoch seconds): what an idle credential looks like at Atlassian."""
+        token = next(t for t in self.tokens if t.id == token_id)
+        token.last_used_at = last_used_at
+        if created_at is not None:
+            token.created_at = created_at
+        return token
 
     def revoke_all(self, atlassian_id: str) -> None:
         """Revoke every live token of one account."""
@@ -832,6 +853,405 @@ def access_count(state: AtlassianState, request: Request, body: Any) -> Response
     return JSONResponse({"counts": counts})
 
 
+# ---- people and their own API tokens (discovery's reads) -----------------------------------
+#
+# Choices the reference leaves open (relied on by tests):
+# - `GET /api-tokens` answers `{"data": [...], "links": {"self", "next", "prev"}}` (the published
+#   sample's shape) where `next` is a cursor for `?cursor=`; `pageSize` is 1 to 100 (default 20),
+#   more is refused with 400, as is a cursor of another route.
+# - `POST /admin/v2/.../directories/-/users/search` takes `limit` 1 to 100 (default 100) and
+#   answers `{"data": [...], "links": {"next": cursor}}`; `productAccess` and `groups` are in the
+#   items only when `expand` asks for them. Only the `-` directory exists.
+# - `GET /admin/v1/orgs/{orgId}/users` pages 100 at a time; its `links.next` is an ABSOLUTE URL.
+# - A product page view shows in `lastActiveTimestamp` (and v1 `last_active`) only once
+#   `Directory.ui_activity_lag_seconds` (24 h by default) have passed, as Atlassian's lags.
+# - Activity is judged against `Directory.now` when a test sets it (`POST /_sandbox/directory`),
+#   else the state's clock; seeded "days ago" are counted back from that same moment.
+
+DIRECTORY_SEARCH = "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/search"
+ORG_USERS = "/admin/v1/orgs/{orgId}/users"
+TOKEN_PAGE_DEFAULT, TOKEN_PAGE_MAX = 20, 100
+SEARCH_PAGE_MAX = 100
+ORG_USERS_PAGE = 100
+DAY = 86400.0
+
+
+@dataclass
+class Person:
+    """A managed Atlassian account of the organisation (a human's, or one that looks human)."""
+
+    account_id: str
+    name: str
+    email: str
+    account_type: str = "atlassian"  # "atlassian" | "app" | "customer"
+    status: str = "active"
+    mfa_enabled: bool = False
+    billable: bool = True
+    # product key ("jira-software", "confluence") -> epoch seconds of each page view
+    visits: dict[str, list[float]] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
+
+    def last_seen(self, product: str, now: float, lag: float) -> float | None:
+        """The newest page view Atlassian reports by `now`: older than the lag."""
+        shown = [v for v in self.visits.get(product, []) if v <= now - lag]
+        return max(shown) if shown else None
+
+
+@dataclass
+class HumanToken:
+    """A person's own API token, as the org-wide `GET /api-tokens` lists it (no value)."""
+
+    id: str
+    account_id: str
+    label: str
+    created_at: float
+    expires_at: float | None
+    last_active_at: float | None = None
+    status: str = "ALLOWED"  # "ALLOWED" | "BLOCKED"
+
+
+@dataclass
+class Directory:
+    people: dict[str, Person] = field(default_factory=dict)
+    tokens: list[HumanToken] = field(default_factory=list)
+    now: float | None = None  # the moment activity is judged at; None: the state's clock
+    ui_activity_lag_seconds: float = DAY
+
+    def moment(self, state: AtlassianState) -> float:
+        return self.now if self.now is not None else state.clock()
+
+    def add_person(
+        self,
+        state: AtlassianState,
+        name: str,
+        email: str | None = None,
+        *,
+        ui_days_ago: dict[str, float | None] | float | None = None,
+        account_type: str = "atlassian",
+        billable: bool = True,
+        mfa_enabled: bool = False,
+        status: str = "active",
+    ) -> Person:
+        """A person whose last page view of each product was that many days ago (a number:
+        every product of the organisation; None: never)."""
+        now = self.moment(state)
+        products = sorted({site["product"] for site in state.sites})
+        days = (
+            ui_days_ago if isinstance(ui_days_ago, dict) else dict.fromkeys(products, ui_days_ago)
+        )
+        slug = re.sub(r"[^a-z0-9]+", ".", name.lower()).strip(".") or "person"
+        person = Person(
+            account_id=f"5b10ac8d82e05b22cc7d{secrets.token_hex(6)}",
+            name=name,
+            email=email or f"{slug}@example.com",
+            account_type=account_type,
+            status=status,
+            mfa_enabled=mfa_enabled,
+            billable=billable,
+            visits={p: [now - d * DAY] for p, d in days.items() if d is not None},
+        )
+        self.people[person.account_id] = person
+        return person
+
+    def add_token(
+        self,
+        state: AtlassianState,
+        person: Person,
+        label: str,
+        *,
+        last_active_days_ago: float | None = None,
+        created_days_ago: float = 60,
+        expires_in_days: float | None = 300,
+    ) -> HumanToken:
+        now = self.moment(state)
+        token = HumanToken(
+            id=str(uuid.uuid4()),
+            account_id=person.account_id,
+            label=label,
+            created_at=now - created_days_ago * DAY,
+            expires_at=None if expires_in_days is None else now + expires_in_days * DAY,
+            last_active_at=None
+            if last_active_days_ago is None
+            else now - last_active_days_ago * DAY,
+        )
+        self.tokens.append(token)
+        return token
+
+    def seed(
+        self,
+        state: AtlassianState,
+        count: int,
+        tokens: int,
+        *,
+        prefix: str = "Person",
+        ui_days_ago: float | None = 2,
+        token_days_ago: float | None = 3,
+        billable: bool = True,
+    ) -> list[Person]:
+        """`count` people named `prefix 1` ... and `tokens` tokens dealt round-robin to them."""
+        made = [
+            self.add_person(state, f"{prefix} {n}", ui_days_ago=ui_days_ago, billable=billable)
+            for n in range(1, count + 1)
+        ]
+        for n in range(tokens):
+            self.add_token(
+                state, made[n % count], f"token {n + 1}", last_active_days_ago=token_days_ago
+            )
+        return made
+
+    def token_item(self, state: AtlassianState, token: HumanToken) -> dict[str, Any]:
+        person = self.people.get(token.account_id)
+        return {
+            "id": token.id,
+            "label": token.label,
+            "status": token.status,
+            "createdAt": _iso(token.created_at),
+            "expiresAt": None if token.expires_at is None else _iso(token.expires_at),
+            "lastActiveAt": None if token.last_active_at is None else _iso(token.last_active_at),
+            "user": {
+                "id": token.account_id,
+                "orgId": state.org_id,
+                "name": person.name if person else "",
+                "email": person.email if person else "",
+            },
+        }
+
+    def _product_ids(self, state: AtlassianState) -> dict[str, str]:
+        return {site["product"]: site["cloud_id"] for site in state.sites}
+
+    def search_item(
+        self, state: AtlassianState, person: Person, expand: set[str]
+    ) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "accountId": person.account_id,
+            "accountType": person.account_type,
+            "status": person.status,
+            "name": person.name,
+            "email": person.email,
+            "mfaEnabled": person.mfa_enabled,
+            "managementSource": "managed",
+        }
+        now, lag = self.moment(state), self.ui_activity_lag_seconds
+        if "productAccess" in expand:
+            item["productAccess"] = [
+                {
+                    "key": product,
+                    "id": site_id,
+                    "lastActiveTimestamp": _maybe_iso(person.last_seen(product, now, lag)),
+                }
+                for product, site_id in self._product_ids(state).items()
+                if product in person.visits or person.account_type == "atlassian"
+            ]
+        if "groups" in expand:
+            item["groups"] = [{"id": g, "name": g} for g in person.groups]
+        return item
+
+    def org_user_item(self, state: AtlassianState, person: Person) -> dict[str, Any]:
+        now, lag = self.moment(state), self.ui_activity_lag_seconds
+        seen = {p: person.last_seen(p, now, lag) for p in self._product_ids(state)}
+        latest = max((v for v in seen.values() if v is not None), default=None)
+        return {
+            "account_id": person.account_id,
+            "account_type": person.account_type,
+            "account_status": person.status,
+            "name": person.name,
+            "email": person.email,
+            "picture": "https://avatar-management.services.atlassian.com/default/48",
+            "last_active": _maybe_iso(latest),
+            "product_access": [
+                {
+                    "key": p,
+                    "name": p,
+                    "url": "https://sandbox.atlassian.net",
+                    "last_active": _maybe_iso(v),
+                }
+                for p, v in seen.items()
+                if v is not None
+            ],
+            "access_billable": person.billable,
+        }
+
+
+def _maybe_iso(epoch: float | None) -> str | None:
+    return None if epoch is None else _iso(epoch)
+
+
+def _encode_cursor(kind: str, offset: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{offset}".encode()).decode()
+
+
+def _decode_cursor(kind: str, cursor: Any) -> int:
+    """An offset from a cursor of this route; another route's cursor is refused."""
+    if cursor in (None, ""):
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(str(cursor).encode()).decode()
+        prefix, _, offset = text.partition(":")
+        if prefix != kind:
+            raise ValueError(prefix)
+        return int(offset)
+    except ValueError as exc:
+        raise ApiError(400, "Invalid cursor") from exc
+
+
+def _bounded(value: Any, default: int, most: int, name: str) -> int:
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, f"{name} must be an integer") from exc
+    if not 1 <= number <= most:
+        raise ApiError(400, f"{name} must be between 1 and {most}")
+    return number
+
+
+def human_api_tokens(state: AtlassianState, request: Request, body: Any) -> Response:
+    """GET /api-tokens: every managed user's own API tokens, a page at a time."""
+    directory, query = state.directory, request.query_params
+    size = _bounded(query.get("pageSize"), TOKEN_PAGE_DEFAULT, TOKEN_PAGE_MAX, "pageSize")
+    offset = _decode_cursor("t", query.get("cursor"))
+    status = query.get("status")
+    if status not in (None, "ALLOWED", "BLOCKED"):
+        raise ApiError(400, "status must be ALLOWED or BLOCKED")
+    tokens = (
+        directory.tokens if status is None else [t for t in directory.tokens if t.status == status]
+    )
+    page = tokens[offset : offset + size]
+    links: dict[str, str | None] = {"self": _encode_cursor("t", offset), "next": None, "prev": None}
+    if offset + size < len(tokens):
+        links["next"] = _encode_cursor("t", offset + size)
+    if offset > 0:
+        links["prev"] = _encode_cursor("t", max(0, offset - size))
+    return JSONResponse({"data": [directory.token_item(state, t) for t in page], "links": links})
+
+
+def bulk_revoke_human_tokens(state: AtlassianState, request: Request, body: Any) -> Response:
+    """DELETE /api-tokens: revokes EVERY managed user's token, as Atlassian documents."""
+    state.directory.tokens.clear()
+    return Response(status_code=204)
+
+
+def directory_search(state: AtlassianState, request: Request, body: Any) -> Response:
+    """POST /admin/v2/orgs/{orgId}/directories/-/users/search."""
+    if request.path_params["directoryId"] != "-":
+        raise ApiError(404, "Directory not found")
+    body = body if isinstance(body, dict) else {}
+    limit = _bounded(body.get("limit"), SEARCH_PAGE_MAX, SEARCH_PAGE_MAX, "limit")
+    offset = _decode_cursor("d", body.get("cursor"))
+    expand = body.get("expand") or []
+    if not isinstance(expand, list) or not set(expand) <= {"productAccess", "groups"}:
+        raise ApiError(400, "expand takes productAccess and groups")
+    people = list(state.directory.people.values())
+    page = people[offset : offset + limit]
+    nxt = _encode_cursor("d", offset + limit) if offset + limit < len(people) else None
+    items = [state.directory.search_item(state, p, set(expand)) for p in page]
+    return JSONResponse({"data": items, "links": {"next": nxt}})
+
+
+def org_users(state: AtlassianState, request: Request, body: Any) -> Response:
+    """GET /admin/v1/orgs/{orgId}/users?cursor=: 100 a page, an absolute links.next."""
+    offset = _decode_cursor("u", request.query_params.get("cursor"))
+    people = list(state.directory.people.values())
+    page = people[offset : offset + ORG_USERS_PAGE]
+    links: dict[str, str] = {}
+    url = request.url
+    if state.next_link_base:
+        base = URL(state.next_link_base)
+        url = url.replace(scheme=base.scheme, netloc=base.netloc)
+    links["self"] = str(url)
+    if offset + ORG_USERS_PAGE < len(people):
+        cursor = _encode_cursor("u", offset + ORG_USERS_PAGE)
+        links["next"] = str(url.replace_query_params(cursor=cursor))
+    items = [state.directory.org_user_item(state, p) for p in page]
+    return JSONResponse({"data": items, "links": links})
+
+
+def _epoch_of(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+def _directory_control_routes(state: AtlassianState) -> list[Route]:
+    directory = state.directory
+
+    async def people(request: Request) -> Response:
+        """`{"people": [{name, email?, accountType?, billable?, mfaEnabled?, status?,
+        uiActiveDaysAgo?: number | {product: number | null} | null, tokens?: [{label,
+        lastActiveDaysAgo?, createdDaysAgo?, expiresInDays?}]}]}`, or in bulk `{"count": N,
+        "tokens": M, "namePrefix"?, "uiActiveDaysAgo"?, "tokenActiveDaysAgo"?, "billable"?}`."""
+        body = await request.json()
+        try:
+            if "count" in body:
+                made = directory.seed(
+                    state,
+                    int(body["count"]),
+                    int(body.get("tokens", 0)),
+                    prefix=str(body.get("namePrefix", "Person")),
+                    ui_days_ago=body.get("uiActiveDaysAgo", 2),
+                    token_days_ago=body.get("tokenActiveDaysAgo", 3),
+                    billable=bool(body.get("billable", True)),
+                )
+                return JSONResponse(
+                    {"people": len(made), "tokens": int(body.get("tokens", 0))}, 201
+                )
+            ids = []
+            for given in body["people"]:
+                person = directory.add_person(
+                    state,
+                    str(given["name"]),
+                    given.get("email"),
+                    ui_days_ago=given.get("uiActiveDaysAgo"),
+                    account_type=str(given.get("accountType", "atlassian")),
+                    billable=bool(given.get("billable", True)),
+                    mfa_enabled=bool(given.get("mfaEnabled", False)),
+                    status=str(given.get("status", "active")),
+                )
+                for token in given.get("tokens", []):
+                    directory.add_token(
+                        state,
+                        person,
+                        str(token["label"]),
+                        last_active_days_ago=token.get("lastActiveDaysAgo"),
+                        created_days_ago=float(token.get("createdDaysAgo", 60)),
+                        expires_in_days=token.get("expiresInDays", 300),
+                    )
+                ids.append(person.account_id)
+        except (KeyError, TypeError, ValueError) as exc:
+            return JSONResponse({"message": f"bad people: {exc}"}, status_code=400)
+        return JSONResponse({"accountIds": ids}, status_code=201)
+
+    async def settings(request: Request) -> Response:
+        """`{"now": ISO 8601 | epoch seconds | null, "uiActivityLagSeconds": n}`."""
+        body = await request.json()
+        unknown = set(body) - {"now", "uiActivityLagSeconds"}
+        if unknown:
+            return JSONResponse({"message": f"unknown keys {sorted(unknown)}"}, status_code=400)
+        try:
+            if "now" in body:
+                directory.now = _epoch_of(body["now"])
+            if "uiActivityLagSeconds" in body:
+                directory.ui_activity_lag_seconds = float(body["uiActivityLagSeconds"])
+        except (TypeError, ValueError) as exc:
+            return JSONResponse({"message": str(exc)}, status_code=400)
+        return JSONResponse(
+            {
+                "now": directory.now,
+                "uiActivityLagSeconds": directory.ui_activity_lag_seconds,
+                "people": len(directory.people),
+                "tokens": len(directory.tokens),
+            }
+        )
+
+    return [
+        Route("/_sandbox/people", people, methods=["POST"]),
+        Route("/_sandbox/directory", settings, methods=["POST"]),
+    ]
+
+
 # ---- test control routes (no auth, not recorded) ---------------------------------------------
 
 
@@ -846,6 +1266,7 @@ def _control_routes(state: AtlassianState) -> list[Route]:
                 reset=str(body.get("reset", "iso")),
                 after=bool(body.get("after", False)),
                 seconds=float(body.get("seconds", 0.0)),
+                skip=int(body.get("skip", 0)),
             )
         except ValueError as exc:
             return JSONResponse({"message": str(exc)}, status_code=400)
@@ -919,6 +1340,7 @@ def _control_routes(state: AtlassianState) -> list[Route]:
         Route("/_sandbox/state", summary, methods=["GET"]),
         Route("/_sandbox/minted", minted, methods=["GET"]),
         Route("/_sandbox/calls", calls, methods=["GET"]),
+        *_directory_control_routes(state),
     ]
 
 
@@ -955,5 +1377,9 @@ def create_atlassian_app(state: AtlassianState) -> Starlette:
         api(f"{ACCESS}/service-accounts/{{id}}", access_delete, "DELETE", "delete"),
         api(f"{ACCESS}/service-accounts/{{id}}/api-tokens", access_tokens, "GET", "list"),
         api(f"{ACCESS}/service-accounts/{{id}}/api-tokens", access_revoke_all, "DELETE", "revoke"),
+        api(f"{ACCESS}/api-tokens", human_api_tokens, "GET", "api-tokens"),
+        api(f"{ACCESS}/api-tokens", bulk_revoke_human_tokens, "DELETE", "revoke"),
+        api(DIRECTORY_SEARCH, directory_search, "POST", "directory-search"),
+        api(ORG_USERS, org_users, "GET", "org-users"),
     ]
     return Starlette(routes=routes + _control_routes(state))

@@ -6,7 +6,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from workflows.ports import ManualToken, MessageRef, ReplyTarget, RequestSnapshot, TokenDelivery
+from workflows.ports import (
+    IdleAccount,
+    IdleToken,
+    ManualToken,
+    MessageRef,
+    ReplyTarget,
+    RequestSnapshot,
+    TokenDelivery,
+    TokenUse,
+)
 
 
 @dataclass
@@ -76,9 +85,20 @@ class RecordingNotifier:
         self.said.append(("offer", snapshot.request.name))
 
     async def warn_expiry(
-        self, snapshot: RequestSnapshot, label: str, expires_at: datetime, days: int
+        self,
+        snapshot: RequestSnapshot,
+        label: str,
+        expires_at: datetime,
+        days: int,
+        use: TokenUse | None = None,
     ) -> None:
         self.said.append(("warn", (label, days)))
+
+    async def ask_idle_token(self, idle: IdleToken) -> None:
+        self.said.append(("idle_token", (idle.label, idle.use)))
+
+    async def propose_deletion(self, user_id: str, idle: IdleAccount, can_delete: bool) -> None:
+        self.said.append(("propose_deletion", (user_id, idle.account_name, can_delete)))
 
     async def alert_orphan(self, admin_id: str, snapshot: RequestSnapshot) -> None:
         self.said.append(("orphan", (admin_id, snapshot.request.name)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from workflows import inbound, lifecycle, messages, owners, pending, provisioning, reveal
+from workflows import idle, inbound, lifecycle, messages, owners, pending, provisioning, reveal
 from workflows.jobs import GiveUp, Handler
 from workflows.runtime import Runtime
 
@@ -35,6 +35,9 @@ def job_handlers(runtime: Runtime) -> dict[str, Handler]:
         "orphan_alert": owners.orphan_alert,
         "forget_old_events": inbound.forget_old_events,
         "reconcile_report": owners.reconcile_report,
+        "idle_credentials": idle.check_idle,
+        "ask_idle_token": idle.ask_idle_token,
+        "propose_deletion": idle.propose_deletion,
     }
     return {kind: partial(run, runtime) for kind, run in kinds.items()}
 

@@ -14,6 +14,7 @@ from workflows.policy import Policy
 from workflows.requests import load_request, snapshot
 from workflows.runtime import Runtime
 from workflows.states import UNDELIVERED, TokenState
+from workflows.token_use import token_use
 
 UNREVOKED = (*UNDELIVERED, TokenState.DELIVERED)
 IN_FLIGHT = (TokenState.MINTING, TokenState.UNWANTED)
@@ -70,7 +71,10 @@ async def revoke_token(runtime: Runtime, job: Job) -> None:
     account = await _account(runtime, job.request_id)
     if token.atlassian_token_id and account.atlassian_account_id:
         await runtime.atlassian.revoke_token(account.atlassian_account_id, token.atlassian_token_id)
-    await _mark(runtime, token, "revoked", "token_revoked", why="rotated out")
+    # A rotated-out token, or one its owner revoked as unused (the payload says which).
+    await _mark(
+        runtime, token, "revoked", "token_revoked", why=job.payload.get("why", "rotated out")
+    )
 
 
 async def _revoke_everything(runtime: Runtime, account: ServiceAccount, why: str) -> None:
@@ -169,11 +173,14 @@ async def expiry_warning(runtime: Runtime, job: Job) -> None:
     if token is None or token.state != "delivered" or token.revoke_after is not None:
         return  # revoked or being rotated out: nothing to warn about
     assert job.request_id is not None and token.expires_at is not None
+    # An unused token is better left to lapse: the warning says so when Atlassian shows it.
+    use = await token_use(runtime, await _account(runtime, job.request_id), token)
     await runtime.notifier.warn_expiry(
         await snapshot(runtime, job.request_id),
         token.label,
         token.expires_at,
         int(job.payload["days"]),
+        use,
     )
     async with runtime.db.transaction() as session:
         audit.record(
@@ -184,6 +191,7 @@ async def expiry_warning(runtime: Runtime, job: Job) -> None:
             request_id=job.request_id,
             label=token.label,
             days=job.payload["days"],
+            unused_days=use.idle_days if use else None,
         )
 
 

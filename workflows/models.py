@@ -104,6 +104,10 @@ class ServiceAccount(SQLModel, table=True):
     revoked_by: str | None = Field(default=None, max_length=32)
     revoked_by_admin: bool = False
     created_at: datetime = utc_column()
+    # Idle accounts (the daily idle check): when its deletion was last proposed, and when the
+    # owner or an admin last chose to keep it; neither is proposed again for another N days.
+    idle_proposed_at: datetime | None = utc_column(nullable=True)
+    idle_kept_at: datetime | None = utc_column(nullable=True)
 
 
 class ApiToken(SQLModel, table=True):
@@ -123,6 +127,14 @@ class ApiToken(SQLModel, table=True):
     # A rotated-out token lives on until then, so automation can switch to the new one.
     revoke_after: datetime | None = utc_column(nullable=True)
     revoked_at: datetime | None = utc_column(nullable=True)
+    # Its last use as Atlassian last reported it (None: never used, or never read), and when
+    # that was read: an expiry warning says "unused" only from a read, not from no read.
+    last_used_at: datetime | None = utc_column(nullable=True)
+    use_checked_at: datetime | None = utc_column(nullable=True)
+    # When the owner was asked about it as idle, and when they chose to keep it: not asked
+    # again until it has been idle another N days.
+    idle_asked_at: datetime | None = utc_column(nullable=True)
+    idle_kept_at: datetime | None = utc_column(nullable=True)
 
 
 class Decision(SQLModel, table=True):
@@ -206,3 +218,33 @@ class InboundEvent(SQLModel, table=True):
     event_id: str = Field(primary_key=True, max_length=64)
     kind: str = Field(max_length=48)
     received_at: datetime = utc_column(index=True)
+
+
+class Finding(SQLModel, table=True):
+    """A person that discovery flagged as automation on a human account, with its tracked state.
+
+    One row per Atlassian account: a re-run of discovery refreshes the evidence and keeps the
+    state, so an offer or a dismissal is not lost when discovery runs again.
+    """
+
+    __tablename__ = "finding"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(unique=True, max_length=128)
+    email: str | None = Field(default=None, max_length=320)
+    name: str | None = Field(default=None, max_length=255)
+    reasons: list[str] = json_column()
+    billable: bool = False
+    last_ui_activity: datetime | None = utc_column(nullable=True)
+    # The person's tokens as discovery saw them: id, label, last use, expiry (never a value).
+    tokens: list[dict[str, Any]] = json_column()
+    state: str = Field(default="open", index=True, max_length=24)
+    state_reason: str | None = Field(default=None, max_length=500)
+    state_by: str | None = Field(default=None, max_length=32)
+    # The service-account request offered in its place, once there is one.
+    request_id: int | None = Field(default=None, foreign_key="service_account_request.id")
+    # False once a later run no longer flags the person (the row and its state stay).
+    flagged: bool = True
+    first_seen_at: datetime = utc_column()
+    last_seen_at: datetime = utc_column()
+    updated_at: datetime = utc_column()

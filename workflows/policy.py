@@ -145,11 +145,26 @@ class Lifecycle(Strict):
         default_factory=lambda: [14, 3, 1]
     )
     rotation_grace: Duration = timedelta(hours=24)
+    # The daily idle check: a token unused (or never used) this many days gets its owner a
+    # Keep / Revoke question...
+    idle_token_days: int = Field(default=30, ge=1, le=3650)
+    # ...and an account none of whose tokens was used this long (or that has had no live
+    # token this long) is proposed for deletion to its owner and the admins.
+    idle_account_days: int = Field(default=90, ge=1, le=3650)
 
     @field_validator("rotation_grace", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value)
+
+
+class Discovery(Strict):
+    """`sabot discover`: when a human account's token looks like automation."""
+
+    # A token used within this many days counts as in use...
+    recent_token_days: int = Field(default=7, ge=1, le=365)
+    # ...while the person has not used a product's pages for this many days (or ever).
+    ui_idle_days: int = Field(default=30, ge=1, le=3650)
 
 
 def _default_offer() -> dict[Product, ProductOffer]:
@@ -171,6 +186,7 @@ class PolicyFile(Strict):
     break_glass: BreakGlass = BreakGlass()
     notify_approvers_by_dm: bool = False
     lifecycle: Lifecycle = Lifecycle()
+    discovery: Discovery = Discovery()
     # The organisation's service-account quota at Atlassian, which no API reports: 5 free,
     # 250 with Atlassian Guard Standard, 1,000 on Enterprise. `sabot doctor` counts against it.
     service_account_limit: int = Field(default=5, ge=1, le=1000)

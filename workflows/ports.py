@@ -78,6 +78,39 @@ class ManualToken:
     reason: str  # Atlassian's refusal, in its words
 
 
+@dataclass(frozen=True)
+class TokenUse:
+    """What Atlassian said of a token's use: last used `idle_days` ago, or never (in the
+    `idle_days` since it was made)."""
+
+    idle_days: int
+    never_used: bool
+
+
+@dataclass(frozen=True)
+class IdleToken:
+    """A token its owner is asked about: Keep it, or Revoke it."""
+
+    request_id: int
+    account_name: str
+    owner_id: str
+    token_id: int  # sabot's row id, what the buttons carry
+    label: str
+    use: TokenUse
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class IdleAccount:
+    """An account proposed for deletion: no token used, or no live token, for `idle_days`."""
+
+    request_id: int
+    account_name: str
+    owner_id: str
+    idle_days: int
+    live_tokens: int
+
+
 class Notifier(Protocol):
     async def post_approval_request(self, snapshot: RequestSnapshot) -> MessageRef: ...
 
@@ -102,8 +135,23 @@ class Notifier(Protocol):
     async def tell_approvers(self, text: str) -> None: ...
 
     async def warn_expiry(
-        self, snapshot: RequestSnapshot, label: str, expires_at: datetime, days: int
-    ) -> None: ...
+        self,
+        snapshot: RequestSnapshot,
+        label: str,
+        expires_at: datetime,
+        days: int,
+        use: TokenUse | None = None,
+    ) -> None:
+        """`use`: given when the token is known to be unused (for long, or ever)."""
+        ...
+
+    async def ask_idle_token(self, idle: IdleToken) -> None:
+        """DM the owner: this token is idle; Keep or Revoke?"""
+        ...
+
+    async def propose_deletion(self, user_id: str, idle: IdleAccount, can_delete: bool) -> None:
+        """DM the owner or an admin: this account is idle; Delete (admins) or Keep?"""
+        ...
 
     async def update_message(
         self, kind: str, ref: MessageRef, snapshot: RequestSnapshot

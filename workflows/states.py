@@ -117,3 +117,28 @@ def next_status(status: RequestStatus, event: Event) -> RequestStatus:
 def sources_of(event: Event) -> list[RequestStatus]:
     """Every status from which `event` is allowed."""
     return [source for (source, ev) in TRANSITIONS if ev == event]
+
+
+class FindingState(StrEnum):
+    """Where a discovery finding stands on its way to a service account (or not)."""
+
+    OPEN = "open"  # flagged, nobody has acted yet
+    OFFERED = "offered"  # an admin offered the person a service account in its place
+    MIGRATED = "migrated"  # the service account's token is revealed; automation moved over
+    HUMAN_TOKEN_REVOKED = "human_token_revoked"  # the old token on the human account is gone
+    DISMISSED = "dismissed"  # an admin judged it fine, with a reason
+
+
+F = FindingState
+# (from, to) a finding may take; anything else is refused. A dismissal may be reopened.
+FINDING_TRANSITIONS: frozenset[tuple[FindingState, FindingState]] = frozenset(
+    {
+        (F.OPEN, F.OFFERED),
+        (F.OPEN, F.DISMISSED),
+        (F.OFFERED, F.OPEN),  # the offer was withdrawn or declined
+        (F.OFFERED, F.MIGRATED),
+        (F.OFFERED, F.DISMISSED),
+        (F.MIGRATED, F.HUMAN_TOKEN_REVOKED),
+        (F.DISMISSED, F.OPEN),
+    }
+)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from slack_bolt.app.async_app import AsyncApp
 
-from bot.listeners import actions, commands, events, views
+from bot.listeners import actions, commands, events, idle, views
 
 
 def register_listeners(app: AsyncApp, command_name: str) -> None:
     commands.register(app, command_name)
     actions.register(app)
+    idle.register(app)
     views.register(app)
     events.register(app)

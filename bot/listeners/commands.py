@@ -17,8 +17,9 @@ from bot.command_args import list_filter, name_and_flags
 from bot.replies import open_request_form, rotate_and_tell
 from bot.services import Services, answering_errors, problem_text, services_of
 from bot.views import accounts as views
+from bot.views import discovery as discovery_view
 from bot.views.help import unknown_subcommand, usage
-from workflows import accounts, requests
+from workflows import accounts, discovery, requests
 from workflows.errors import UserError
 
 
@@ -157,6 +158,18 @@ async def _delete(call: Call) -> None:
     await _confirming(call, "delete")
 
 
+async def _discover(call: Call) -> None:
+    if call.words:
+        raise UserError(f"Usage: `{call.name} discover` (admins)")
+    await call.ack()
+
+    async def work() -> None:
+        report = await discovery.discover_for(call.services.runtime, call.user)
+        await call.show(*discovery_view.discovery_summary(report))
+
+    call.later(work())
+
+
 SUBCOMMANDS: dict[str, Callable[[Call], Awaitable[None]]] = {
     "help": _help,
     "request": _request,
@@ -169,6 +182,7 @@ SUBCOMMANDS: dict[str, Callable[[Call], Awaitable[None]]] = {
     "token": _token,
     "revoke": _revoke,
     "delete": _delete,
+    "discover": _discover,
 }
 
 

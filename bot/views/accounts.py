@@ -26,7 +26,7 @@ from bot.views.request_messages import every_scope
 from bot.views.text import clip, escape, mention, when
 from workflows.accounts import AccountDetails, AccountFilter, AccountPage, AccountRow
 from workflows.catalog import Product
-from workflows.ports import RequestSnapshot
+from workflows.ports import RequestSnapshot, TokenUse
 
 HISTORY_SHOWN = 40
 
@@ -206,27 +206,53 @@ def new_token_offer(snap: RequestSnapshot) -> tuple[str, list[Block]]:
 
 
 def expiry_warning(
-    snap: RequestSnapshot, label: str, expires_at: object, days: int
+    snap: RequestSnapshot, label: str, expires_at: object, days: int, use: TokenUse | None = None
 ) -> tuple[str, list[Block]]:
+    """`use`: the token is unused (for long, or ever): letting it lapse is the likely answer."""
     name = escape(snap.request.name)
-    text = (
-        f":hourglass_flowing_sand: The token `{escape(label)}` of `{name}` expires in "
-        f"{days} day{'s' if days != 1 else ''} ({expires_at:%Y-%m-%d %H:%M} UTC). Rotate it "
-        "to get a new one; the old one keeps working for the grace period."
+    expiry = (
+        f"The token `{escape(label)}` of `{name}` expires in "
+        f"{days} day{'s' if days != 1 else ''} ({expires_at:%Y-%m-%d %H:%M} UTC)."
     )
-    return f"The token of {name} expires in {days} days", [
+    if use is None:
+        text = (
+            f":hourglass_flowing_sand: {expiry} Rotate it to get a new one; the old one keeps "
+            "working for the grace period."
+        )
+        return f"The token of {name} expires in {days} days", [
+            SectionBlock(text=text),
+            _rotate(snap),
+        ]
+    unused = unused_text(use)
+    text = (
+        f":hourglass_flowing_sand: {expiry} {unused.capitalize()}: let it lapse? Nothing "
+        "needs doing for that; rotate it only if something still needs it."
+    )
+    return f"The token of {name} expires in {days} days; {unused}: let it lapse?", [
         SectionBlock(text=text),
-        ActionsBlock(
-            elements=[
-                ButtonElement(
-                    text="Rotate",
-                    action_id=ActionId.ROTATE,
-                    value=snap.request.short_id,
-                    style="primary",
-                )
-            ]
-        ),
+        _rotate(snap),
     ]
+
+
+def unused_text(use: TokenUse) -> str:
+    """E.g. "unused for 120 days", or "never used since it was made 40 days ago"."""
+    plural = "s" if use.idle_days != 1 else ""
+    if use.never_used:
+        return f"never used since it was made {use.idle_days} day{plural} ago"
+    return f"unused for {use.idle_days} day{plural}"
+
+
+def _rotate(snap: RequestSnapshot) -> ActionsBlock:
+    return ActionsBlock(
+        elements=[
+            ButtonElement(
+                text="Rotate",
+                action_id=ActionId.ROTATE,
+                value=snap.request.short_id,
+                style="primary",
+            )
+        ]
+    )
 
 
 def orphan_alert(snap: RequestSnapshot) -> tuple[str, list[Block]]:

@@ -17,7 +17,7 @@ def usage(command: str) -> str:
         f"• `{command} rotate NAME [--now]`, `{command} token NAME`: a new token for the owner\n"
         f"• `{command} revoke NAME`: revoke every token (asks to confirm)\n"
         f"• admins: `{command} delete NAME`, `{command} retry SA-12` (provision a failed "
-        "request again)\n"
+        f"request again), `{command} discover` (automation running on people's accounts)\n"
         f"• `{command} help`: this text\n"
         "Approvers decide in the approvals channel; once approved, you get a *Reveal token* "
         "button in your direct messages with me."

@@ -312,6 +312,41 @@ class AtlassianAdmin:
         )
         return "api-access" if chosen == API_ACCESS else "lifecycle"
 
+    # -- discovery's reads (read-only) -------------------------------------------------------
+
+    async def human_tokens(self) -> AsyncIterator[list[contract.HumanToken]]:
+        """Every managed user's API tokens, a page at a time (`links.next` is a cursor)."""
+        async for body in self._cursor_pages(lambda c: contract.human_tokens(self.org_id, c)):
+            yield [contract.parse_human_token(i) for i in contract.page_items(body)]
+
+    async def directory_users(self) -> AsyncIterator[list[contract.DirectoryUser]]:
+        """The directory with each person's product UI activity, a page at a time."""
+        async for body in self._cursor_pages(lambda c: contract.search_directory(self.org_id, c)):
+            yield [contract.parse_directory_user(i) for i in contract.page_items(body)]
+
+    async def billable_seats(self) -> AsyncIterator[list[tuple[str, bool]]]:
+        """(account id, billable) for every managed user, a page at a time."""
+        async for body in self._cursor_pages(lambda c: contract.org_users(self.org_id, c)):
+            yield [contract.parse_billable(i) for i in contract.page_items(body)]
+
+    async def _cursor_pages(
+        self, route_for: Callable[[str | None], contract.Route]
+    ) -> AsyncIterator[Any]:
+        """Follow a route's own `links.next`: a cursor for the next request, or (v1) a URL,
+        of which only path and query are kept so requests stay on the base host. A cursor seen
+        twice ends the walk instead of looping."""
+        route, seen = route_for(None), set()
+        while True:
+            body = await self._call(route)
+            yield body
+            following = contract.next_page(body) if isinstance(body, dict) else None
+            if not following or following in seen:
+                return
+            seen.add(following)
+            looks_like_url = following.startswith("/") or "://" in following
+            followed = self._follow(following) if looks_like_url else None
+            route = followed if followed is not None else route_for(following)
+
     async def route_sets(self) -> dict[str, str]:
         """Which route set each operation uses: operation -> "api-access" | "console".
 

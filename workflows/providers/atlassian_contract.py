@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
@@ -85,6 +85,10 @@ class RemoteToken:
     id: str
     label: str
     expiry: str | None
+    # Last use as Atlassian reports it (`lastAccess` on the console list, `lastActiveAt` on
+    # the documented one); None when never used, or when the route does not say.
+    last_used: str | None = None
+    created_at: str | None = None
 
 
 def is_documented(route: Route) -> bool:
@@ -183,6 +187,126 @@ def find_sites(org: str) -> Route:
     return Route("POST", f"/admin/v2/orgs/{org}/workspaces", body={})
 
 
+# -- discovery's reads: people, their UI activity and seats, their own API tokens -------------
+# Read-only. `DELETE {ACCESS}/api-tokens` revokes EVERY managed user's token: never sent.
+
+TOKEN_PAGE_SIZE = 100  # the most `GET /api-tokens` is taken to give in one page
+DIRECTORY_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class HumanToken:
+    """A managed person's own API token (metadata; no route ever shows a value)."""
+
+    id: str
+    label: str
+    status: str
+    account_id: str
+    name: str
+    email: str
+    created_at: datetime | None
+    expires_at: datetime | None
+    last_active_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    """A person in the organisation's directory. `product_activity`: product key -> the last
+    time they viewed its pages (API calls do not count; lags up to 24 h), None when never."""
+
+    account_id: str
+    account_type: str
+    status: str
+    name: str
+    email: str
+    mfa_enabled: bool | None
+    product_activity: dict[str, datetime | None]
+
+
+def human_tokens(org: str, cursor: str | None = None) -> Route:
+    """`GET /api-tokens` (documented, not experimental): every managed user's API tokens."""
+    params: dict[str, Any] = {"pageSize": TOKEN_PAGE_SIZE}
+    if cursor:
+        params["cursor"] = cursor
+    return Route("GET", ACCESS.format(org=org) + "/api-tokens", params=params)
+
+
+def search_directory(org: str, cursor: str | None = None) -> Route:
+    """The v2 directory search (the GET form stops working after 2027-06-30). A read, so safe
+    to send again."""
+    body: dict[str, Any] = {"limit": DIRECTORY_PAGE_SIZE, "expand": ["productAccess", "groups"]}
+    if cursor:
+        body["cursor"] = cursor
+    return Route("POST", f"/admin/v2/orgs/{org}/directories/-/users/search", body=body)
+
+
+def org_users(org: str, cursor: str | None = None) -> Route:
+    """The v1 user list: the only read that says whether a person holds a billable seat."""
+    return Route("GET", f"/admin/v1/orgs/{org}/users", params={"cursor": cursor} if cursor else {})
+
+
+def parse_time(value: Any) -> datetime | None:
+    """ISO 8601 (with or without a zone: UTC), or epoch seconds or milliseconds; else None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value / 1000 if value > 1e11 else value
+        return datetime.fromtimestamp(seconds, UTC)
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def page_items(body: Any) -> list[dict[str, Any]]:
+    """A page's items: `data` (the published samples) or `items`."""
+    if not isinstance(body, dict):
+        return []
+    items = body.get("data", body.get("items", []))
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+def parse_human_token(item: dict[str, Any]) -> HumanToken:
+    user = item.get("user") or {}
+    return HumanToken(
+        id=str(item["id"]),
+        label=str(item.get("label") or ""),
+        status=str(item.get("status") or ""),
+        account_id=str(user.get("id") or ""),
+        name=str(user.get("name") or ""),
+        email=str(user.get("email") or ""),
+        created_at=parse_time(item.get("createdAt")),
+        expires_at=parse_time(item.get("expiresAt")),
+        last_active_at=parse_time(item.get("lastActiveAt")),
+    )
+
+
+def parse_directory_user(item: dict[str, Any]) -> DirectoryUser:
+    activity: dict[str, datetime | None] = {}
+    for access in item.get("productAccess") or []:
+        if isinstance(access, dict) and access.get("key"):
+            key = str(access["key"])
+            seen = parse_time(access.get("lastActiveTimestamp"))
+            known = activity.get(key)
+            activity[key] = max(filter(None, (known, seen)), default=None)
+    mfa = item.get("mfaEnabled")
+    return DirectoryUser(
+        account_id=str(item["accountId"]),
+        account_type=str(item.get("accountType") or ""),
+        status=str(item.get("status") or ""),
+        name=str(item.get("name") or ""),
+        email=str(item.get("email") or ""),
+        mfa_enabled=mfa if isinstance(mfa, bool) else None,
+        product_activity=activity,
+    )
+
+
+def parse_billable(item: dict[str, Any]) -> tuple[str, bool]:
+    """(account id, holds a billable seat) from a v1 user."""
+    return str(item["account_id"]), item.get("access_billable") is True
+
+
 def parse_account(item: dict[str, Any]) -> RemoteAccount:
     return RemoteAccount(
         id=str(item["id"]),
@@ -212,6 +336,8 @@ def parse_tokens(body: Any) -> list[RemoteToken]:
             id=str(t["id"]),
             label=str(t.get("label", "")),
             expiry=t.get("expiry") or t.get("expiresAt"),
+            last_used=t.get("lastAccess") or t.get("lastActiveAt"),
+            created_at=t.get("createdAt"),
         )
         for t in items
     ]
