@@ -153,6 +153,7 @@ async def assemble(settings: Settings, *, migrate: bool = True) -> Assembly:
         atlassian=atlassian,
         notifier=SlackNotifier(client, policy.approval_channel),
         cloud_id=cloud_id,
+        service_account_limit=settings.atlassian_service_account_limit,
     )
     tasks = recurring_tasks(settings)
     worker = Worker(

@@ -773,8 +773,8 @@ def quota_finding(used: int, limit: int) -> Finding:
     detail = f"{used} of {limit} service accounts in use"
     raise_it = (
         "delete accounts no longer used (`revoke NAME`), or raise the organisation's limit "
-        "(Atlassian Guard Standard: 250, Enterprise: 1,000) and set service_account_limit in "
-        "the policy file"
+        "(Atlassian Guard Standard: 250, Enterprise: 1,000) and set "
+        "ATLASSIAN_SERVICE_ACCOUNT_LIMIT (or service_account_limit in the policy file)"
     )
     if used >= limit:
         raise Problem(f"{detail}: the quota is full, new requests will fail", raise_it)
@@ -856,7 +856,8 @@ async def _atlassian_in_order(
     if rules is None:
         results.append(skipped(Check.ATLASSIAN_QUOTA, "the policy is not valid", Check.POLICY))
     else:
-        quota = atlassian_quota(admin, rules.service_account_limit)
+        limit = rules.service_account_limit or settings.atlassian_service_account_limit
+        quota = atlassian_quota(admin, limit)
         results.append(await bounded(Check.ATLASSIAN_QUOTA, quota, seconds, late))
     return results
 

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     atlassian_org_id: str | None = None
     atlassian_api_key: SecretStr | None = None
     atlassian_site_id: str | None = None
+    # The organisation's service-account quota, which no API reports: 5 free, 250 with
+    # Atlassian Guard Standard, 1,000 on Enterprise. A policy's service_account_limit wins.
+    atlassian_service_account_limit: int = Field(default=5, ge=1, le=1000)
     # A SecretStr: a PostgreSQL URL carries its password.
     database_url: SecretStr = SecretStr("sqlite:///sabot.db")
     log_level: str = "INFO"

@@ -53,6 +53,8 @@ class Sandbox:
             "ATLASSIAN_API_URL": self.atlassian_url,
             "ATLASSIAN_ORG_ID": self.atlassian.org_id,
             "ATLASSIAN_API_KEY": self.atlassian.api_key,
+            # The stand-in organisation's plan: the bot's quota is the one it enforces.
+            "ATLASSIAN_SERVICE_ACCOUNT_LIMIT": str(self.atlassian.quota),
         }
 
     def socket_mode_env(self) -> dict[str, str]:

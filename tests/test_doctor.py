@@ -199,7 +199,7 @@ def test_a_healthy_deployment_passes_every_check_and_changes_nothing(
     assert "U0BOB @bob" in report.text("slack people")
     assert "S0APPROVERS (2 members)" in report.text("slack groups")
     assert "accepted" in report.text("slack app token")
-    assert "0 of 5 service accounts" in report.text("atlassian quota")
+    assert "0 of 1000 service accounts" in report.text("atlassian quota")
     assert "cloud-sandbox-1" in report.text("atlassian sites")
     # Read-only: no message, no account, no migration, nothing Slack or Atlassian would keep.
     assert slack.messages() == []
@@ -436,10 +436,16 @@ SLACK_BROKEN = [
 ]
 
 
-def _atlassian(route: str, body: dict[str, Any]) -> Callable[[Sandbox, SlackSandbox, Path], dict]:
+# An organisation on the free plan: five service accounts (the stand-in's is an Enterprise one).
+FREE_PLAN = {"ATLASSIAN_SERVICE_ACCOUNT_LIMIT": "5"}
+
+
+def _atlassian(
+    route: str, body: dict[str, Any], env: dict[str, str] | None = None
+) -> Callable[[Sandbox, SlackSandbox, Path], dict]:
     def arrange(sandbox: Sandbox, slack: SlackSandbox, tmp: Path) -> dict[str, str]:
         atlassian_control(sandbox, route, body)
-        return {}
+        return env or {}
 
     return arrange
 
@@ -524,7 +530,7 @@ ATLASSIAN_BROKEN = [
     ),
     Broken(
         "quota full",
-        _atlassian("seed", {"displayName": "made-by-hand", "count": 5}),
+        _atlassian("seed", {"displayName": "made-by-hand", "count": 5}, FREE_PLAN),
         "atlassian quota",
         "5 of 5 service accounts in use: the quota is full",
         "Atlassian Guard Standard: 250, Enterprise: 1,000",
@@ -552,7 +558,7 @@ def test_a_scoped_key_still_counts_accounts_through_the_documented_routes(
     sandbox.atlassian.seed_account("made-by-hand")
     given = bot_environment(sandbox, migrated)
     atlassian_control(sandbox, "key", {"scoped": True})
-    report = run_doctor(sandbox, migrated, tmp_path, given=given)
+    report = run_doctor(sandbox, migrated, tmp_path, FREE_PLAN, given=given)
     assert report.failed() == ["atlassian key scope"], report.stdout
     assert "api-access: list" in report.text("atlassian routes")
     assert report.text("atlassian quota") == "1 of 5 service accounts in use"
@@ -562,7 +568,7 @@ def test_a_nearly_full_quota_warns_and_passes(
     sandbox: Sandbox, slack: SlackSandbox, migrated: str, tmp_path: Path
 ) -> None:
     atlassian_control(sandbox, "seed", {"displayName": "made-by-hand", "count": 4})
-    report = run_doctor(sandbox, migrated, tmp_path)
+    report = run_doctor(sandbox, migrated, tmp_path, FREE_PLAN)
     assert report.code == 0, report.stdout
     assert report.status("atlassian quota") == "warn"
     assert report.text("atlassian quota").startswith(
@@ -577,7 +583,7 @@ def test_the_policy_sets_the_organisations_limit(
     """Atlassian Guard Standard: 250 accounts; five in use is far from full."""
     atlassian_control(sandbox, "seed", {"displayName": "made-by-hand", "count": 5})
     policy = write_policy(tmp_path, extra="service_account_limit: 250\n")
-    report = run_doctor(sandbox, migrated, tmp_path, {"SABOT_POLICY": policy})
+    report = run_doctor(sandbox, migrated, tmp_path, {**FREE_PLAN, "SABOT_POLICY": policy})
     assert report.code == 0, report.stdout
     assert report.text("atlassian quota") == "5 of 250 service accounts in use"
 

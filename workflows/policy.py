@@ -188,8 +188,10 @@ class PolicyFile(Strict):
     lifecycle: Lifecycle = Lifecycle()
     discovery: Discovery = Discovery()
     # The organisation's service-account quota at Atlassian, which no API reports: 5 free,
-    # 250 with Atlassian Guard Standard, 1,000 on Enterprise. `sabot doctor` counts against it.
-    service_account_limit: int = Field(default=5, ge=1, le=1000)
+    # 250 with Atlassian Guard Standard, 1,000 on Enterprise. Unset: the setting
+    # ATLASSIAN_SERVICE_ACCOUNT_LIMIT (default 5). The form, Home and `sabot doctor` count
+    # against it, and a request past it is refused at submit.
+    service_account_limit: int | None = Field(default=None, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _consistent(self) -> PolicyFile:

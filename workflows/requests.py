@@ -127,8 +127,8 @@ async def submit(
     if seats.full:
         raise UserError(
             f"The organisation already has {seats.line()}, the most its Atlassian plan allows "
-            "(the policy's service_account_limit). Ask an admin to delete an unused account, "
-            "or to raise the limit if the plan has changed."
+            "(ATLASSIAN_SERVICE_ACCOUNT_LIMIT, or the policy's service_account_limit). Ask an "
+            "admin to delete an unused account, or to raise the limit if the plan has changed."
         )
     try:
         request = await _store(

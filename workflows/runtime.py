@@ -27,7 +27,10 @@ class Runtime:
     clock: Clock = system_clock
     # Called after a transaction that queued jobs commits: wakes an in-process worker.
     jobs_queued: Callable[[], None] = field(default=_nothing)
+    # The organisation's quota when the policy does not say (ATLASSIAN_SERVICE_ACCOUNT_LIMIT).
+    service_account_limit: int = 5
 
     async def quota_usage(self) -> Usage:
         """The organisation's service accounts against its limit (see workflows.quota)."""
-        return await usage(self.db, self.policy.rules.service_account_limit)
+        limit = self.policy.rules.service_account_limit or self.service_account_limit
+        return await usage(self.db, limit)
