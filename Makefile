@@ -1,9 +1,10 @@
-# Two entry points: `make demo` and `make test`. Everything installs from the lock files.
+# Entry points: `make demo`, `make check` (quick) and `make test` (all). Everything installs from
+# the lock files.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint lock clean reliability bench
+.PHONY: demo check test lint lock clean reliability bench
 
 $(BIN)/.main: requirements/main.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,13 @@ $(BIN)/.dev: requirements/dev.lock pyproject.toml
 demo: $(BIN)/.main
 	$(BIN)/sabot demo
 
+# Lint, types and every test tier but e2e (no sabot process), in under a minute. The tests
+# wait more than they compute, so more workers than cores.
+check: $(BIN)/.dev
+	$(BIN)/ruff check bot workflows sandbox tests bench
+	$(BIN)/mypy bot workflows sandbox
+	$(BIN)/pytest -q -m "not e2e" -n 4
+
 test: $(BIN)/.dev
 	$(BIN)/ruff check bot workflows sandbox tests
 	$(BIN)/mypy bot workflows sandbox
@@ -29,7 +37,7 @@ test: $(BIN)/.dev
 
 # Runs the issue-5 scenarios and rewrites docs/reliability.md from what they measured.
 reliability: $(BIN)/.dev
-	$(BIN)/python -m tests.reliability
+	$(BIN)/python -m tests.support.reliability
 
 # Prints the benchmark table and rewrites bench/RESULTS.md (a few minutes).
 bench: $(BIN)/.dev

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from bench.load import Cell, run_cell
 from bench.run import BOT_ENV, ROOT, issue_triggers, modal_summary, summarize, uvicorn_app
+from sandbox.bot_process import start_bot
 from sandbox.runner import start_sandbox
-from tests.conftest import start_bot
 
 
 def main() -> int:

@@ -31,9 +31,19 @@ import httpx
 
 from bench import listing
 from bench.load import Cell, run_cell
+from sandbox.bot_process import BotProcess, start_bot
+from sandbox.people import (
+    ALICE,
+    APPROVALS,
+    BOB,
+    GENERAL,
+    GOOD_FORM,
+    reveal_offer,
+    submit_request,
+    token_replies,
+)
 from sandbox.runner import Sandbox, free_port, start_sandbox
 from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, start_bot
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("help", "request", "list", "click")
@@ -75,7 +85,7 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30
                 return
         except httpx.TransportError:
             pass
-        time.sleep(0.05)  # as tests.conftest.start_bot polls the bot: the same resolution
+        time.sleep(0.05)  # as sandbox.bot_process.start_bot polls the bot: the same resolution
     raise RuntimeError(f"{url} did not become healthy")
 
 
@@ -205,17 +215,6 @@ def reveal_flows(sandbox: Sandbox, flows: int) -> list[float]:
 
 
 def _one_reveal(slack: SlackSandbox, name: str) -> float:
-    from tests.test_end_to_end import (
-        ALICE,
-        APPROVALS,
-        BOB,
-        GENERAL,
-        GOOD_FORM,
-        reveal_offer,
-        submit_request,
-        token_replies,
-    )
-
     submit_request(slack, {**GOOD_FORM, "name": {"name": name}})
     ask = slack.wait_for(
         lambda: [

@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.background import Background
 from bot.directory import SlackDirectory
+from bot.metrics import MeteredSteps, Metrics, SlackCallMeter, atlassian_hooks, timed_job
 from bot.notifier import SlackNotifier
 from bot.services import Services
 from bot.settings import POLICY_NEEDS, Settings, SettingsError
@@ -20,33 +21,29 @@ from bot.slack_api import slack_session, web_client
 from workflows import idle, inbound
 from workflows.db import Database
 from workflows.handlers import give_up_handlers, job_handlers
-from workflows.jobs import Worker
+from workflows.jobs import Handler, Worker
 from workflows.migrations import upgrade
 from workflows.policy import Policy, PolicyFile
-from workflows.providers.atlassian import AtlassianAdmin, RetryPolicy
+from workflows.ports import StepObserver, Unobserved
+from workflows.providers.atlassian import AtlassianAdmin, EventHooks
 from workflows.recurring import queue_due
 from workflows.runtime import Runtime
+from workflows.states import JobKind
 
 log = logging.getLogger(__name__)
 
 SLACK_TIMEOUT_SECONDS = 15  # as bot.slack_api.web_client sets it
 
 
-def atlassian_client(settings: Settings) -> AtlassianAdmin:
+def atlassian_client(settings: Settings, event_hooks: EventHooks | None = None) -> AtlassianAdmin:
     assert settings.atlassian_org_id and settings.atlassian_api_key
-    retry = RetryPolicy(
-        attempts=settings.atlassian_retry_attempts,
-        base_delay=settings.atlassian_retry_base_seconds,
-        max_delay=settings.atlassian_retry_max_seconds,
-        propagation_attempts=settings.atlassian_propagation_attempts,
-        propagation_base_delay=settings.atlassian_propagation_base_seconds,
-    )
     return AtlassianAdmin(
         settings.atlassian_api_url,
         settings.atlassian_org_id,
         settings.atlassian_api_key,
-        retry=retry,
+        retries=settings.failure_policy(),
         timeout=settings.atlassian_timeout_seconds,
+        event_hooks=event_hooks,
     )
 
 
@@ -103,12 +100,12 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def recurring_tasks(settings: Settings) -> dict[str, timedelta]:
+def recurring_tasks(settings: Settings) -> dict[JobKind, timedelta]:
     return {
-        "check_owners": timedelta(seconds=settings.owner_check_interval_seconds),
-        "reconcile_report": timedelta(seconds=settings.reconcile_interval_seconds),
-        "forget_old_events": inbound.REMEMBERED_FOR,
-        "idle_credentials": idle.CHECK_EVERY,
+        JobKind.CHECK_OWNERS: timedelta(seconds=settings.owner_check_interval_seconds),
+        JobKind.RECONCILE_REPORT: timedelta(seconds=settings.reconcile_interval_seconds),
+        JobKind.FORGET_OLD_EVENTS: inbound.REMEMBERED_FOR,
+        JobKind.IDLE_CREDENTIALS: idle.CHECK_EVERY,
     }
 
 
@@ -125,10 +122,21 @@ def policy_rules(settings: Settings) -> PolicyFile:
     ).rules
 
 
-async def assemble(settings: Settings, *, migrate: bool = True) -> Assembly:
+def _jobs(runtime: Runtime, metrics: Metrics | None) -> dict[JobKind, Handler]:
+    handlers = job_handlers(runtime)
+    if metrics is None:
+        return handlers
+    return {kind: timed_job(metrics, kind, handler) for kind, handler in handlers.items()}
+
+
+async def assemble(
+    settings: Settings, *, migrate: bool = True, metrics: Metrics | None = None
+) -> Assembly:
+    """Every part of the process; with `metrics`, each outside call, saga step and job is
+    counted and timed there, and logged with its context."""
     rules = policy_rules(settings)
     db = Database(settings.database_url.get_secret_value())
-    atlassian = atlassian_client(settings)
+    atlassian = atlassian_client(settings, None if metrics is None else atlassian_hooks(metrics))
     # The site lookup (a round trip to Atlassian) goes on while the migrations run.
     lookup = asyncio.ensure_future(site_id(settings, atlassian))
     try:
@@ -144,9 +152,11 @@ async def assemble(settings: Settings, *, migrate: bool = True) -> Assembly:
     # included: without a session slack_sdk opens a new one, and a new connection (a TLS
     # handshake with slack.com), for every call.
     # The `respond()` of every listener uses it too (bot.app.PooledRespond).
-    slack_http = slack_session(settings, timeout=SLACK_TIMEOUT_SECONDS)
+    meter = () if metrics is None else (SlackCallMeter(metrics),)
+    slack_http = slack_session(settings, timeout=SLACK_TIMEOUT_SECONDS, middlewares=meter)
     client = web_client(settings, session=slack_http)
     policy = Policy(rules, SlackDirectory(client))
+    steps: StepObserver = Unobserved() if metrics is None else MeteredSteps(metrics)
     runtime = Runtime(
         db=db,
         policy=policy,
@@ -154,14 +164,17 @@ async def assemble(settings: Settings, *, migrate: bool = True) -> Assembly:
         notifier=SlackNotifier(client, policy.approval_channel),
         cloud_id=cloud_id,
         service_account_limit=settings.atlassian_service_account_limit,
+        retries=settings.failure_policy(),
+        steps=steps,
     )
     tasks = recurring_tasks(settings)
     worker = Worker(
         db,
-        job_handlers(runtime),
+        _jobs(runtime, metrics),
         runtime.clock,
         poll_interval=settings.worker_poll_seconds,
         lease=timedelta(seconds=settings.job_lease_seconds),
+        retry=runtime.retries.jobs,
         give_up=give_up_handlers(runtime),
         shutdown_grace=settings.worker_shutdown_grace_seconds,
         periodic=partial(queue_due, db, tasks=tasks),

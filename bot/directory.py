@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 CACHE_SECONDS = 60.0
@@ -33,3 +34,14 @@ class SlackDirectory:
         """`users.info` says `deleted` once a person's Slack account is deactivated."""
         answer = await self.client.users_info(user=user_id)
         return bool((answer.get("user") or {}).get("deleted"))
+
+    async def user_by_email(self, email: str) -> str | None:
+        """`users.lookupByEmail` (users:read.email); `users_not_found` is nobody."""
+        try:
+            answer = await self.client.users_lookupByEmail(email=email)
+        except SlackApiError as error:
+            if error.response.get("error") == "users_not_found":
+                return None
+            raise
+        user = answer.get("user") or {}
+        return None if user.get("deleted") else str(user["id"])

@@ -12,7 +12,7 @@ import csv
 import json
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.admin_cli import (
     EXIT_DRIFT,
@@ -23,6 +23,10 @@ from bot.admin_cli import (
     _settings,
 )
 from workflows.discovery import DiscoveryReport, Progress
+from workflows.states import FindingState
+
+if TYPE_CHECKING:
+    from workflows.models import Finding
 
 DISCOVER_NEEDS = ("database_url", "atlassian_org_id", "atlassian_api_key")
 ACTOR = "sabot-discover"
@@ -118,6 +122,83 @@ def _discover(args: argparse.Namespace) -> int:
     line.print()
     {"json": write_json, "csv": write_csv, "text": write_text}[args.format](report, sys.stdout)
     return EXIT_DRIFT if report.findings else EXIT_OK
+
+
+FINDING_FIELDS = [
+    "account_id",
+    "email",
+    "name",
+    "state",
+    "state_reason",
+    "state_by",
+    "reasons",
+    "request_id",
+    "replaced_token_label",
+    "flagged",
+    "first_seen_at",
+    "last_seen_at",
+]
+
+
+def finding_json(row: Finding) -> dict[str, Any]:
+    values = {name: getattr(row, name) for name in FINDING_FIELDS}
+    for moment in ("first_seen_at", "last_seen_at"):
+        values[moment] = values[moment].isoformat().replace("+00:00", "Z")
+    return values
+
+
+def _findings(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from workflows.db import Database
+    from workflows.discovery import list_findings
+
+    settings = _settings(("database_url",))
+    state = FindingState(args.state) if args.state else None
+
+    async def go() -> list[Finding]:
+        db = Database(settings.database_url.get_secret_value())
+        try:
+            return await list_findings(db, state)
+        finally:
+            await db.dispose()
+
+    try:
+        rows = [finding_json(r) for r in asyncio.run(go())]
+    except (SQLAlchemyError, OSError) as error:
+        return _fail(f"cannot read the findings: {_database_problem(error)}", EXIT_UNREACHABLE)
+    {"json": _findings_json, "csv": _findings_csv, "text": _findings_text}[args.format](
+        rows, sys.stdout
+    )
+    return EXIT_OK
+
+
+def _findings_json(rows: list[dict[str, Any]], out: TextIO) -> None:
+    states: dict[str, int] = {}
+    for row in rows:
+        states[row["state"]] = states.get(row["state"], 0) + 1
+    json.dump({"findings": rows, "summary": {"findings": len(rows), "states": states}}, out)
+    out.write("\n")
+
+
+def _findings_csv(rows: list[dict[str, Any]], out: TextIO) -> None:
+    writer = csv.DictWriter(out, fieldnames=FINDING_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        cells = {k: _cell(v) if isinstance(v, str) else v for k, v in row.items()}
+        writer.writerow({**cells, "reasons": " ".join(row["reasons"])})
+
+
+def _findings_text(rows: list[dict[str, Any]], out: TextIO) -> None:
+    if not rows:
+        out.write("no findings\n")
+    for row in rows:
+        request = f" SA-{row['request_id']}" if row["request_id"] else ""
+        why = f" ({row['state_reason']})" if row["state_reason"] else ""
+        out.write(
+            f"{row['email'] or row['account_id']} [{row['state']}{request}]{why}: "
+            f"{', '.join(row['reasons'])}\n"
+        )
 
 
 def with_states(report: DiscoveryReport) -> dict[str, Any]:
@@ -216,3 +297,14 @@ def add_discover_parser(sub: Any) -> None:
         "csv: one row per person (default %(default)s)",
     )
     discover.set_defaults(run=_discover)
+    findings = sub.add_parser(
+        "findings",
+        help="where each discovery finding stands (from the database; Atlassian is not read)",
+        description="Lists the findings `discover` stored, newest first, with their state, who "
+        "moved them there and why, the service-account request offered in their place and "
+        "the human token it replaces. Needs DATABASE_URL.",
+        epilog="exit status: 0 listed, 2 bad input or settings, 3 the database cannot be read",
+    )
+    findings.add_argument("--state", choices=[s.value for s in FindingState], default=None)
+    findings.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    findings.set_defaults(run=_findings)

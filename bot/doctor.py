@@ -29,7 +29,8 @@ from bot.settings import Settings
 from workflows.catalog import Product
 from workflows.policy import People, PolicyFile
 from workflows.providers import atlassian_contract as contract
-from workflows.providers.atlassian import AtlassianAdmin, AtlassianError, RetryPolicy
+from workflows.providers.atlassian import AtlassianAdmin, AtlassianError
+from workflows.retries import ONCE
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 # What Slack sends on every authenticated Web API answer: the scopes the token was granted.
@@ -811,9 +812,7 @@ async def atlassian_checks(
             ),
         ]
     probe = AtlassianProbe(settings, seconds)
-    admin = AtlassianAdmin(
-        settings.atlassian_api_url, org, key, retry=RetryPolicy(attempts=1), timeout=seconds + 1
-    )
+    admin = AtlassianAdmin(settings.atlassian_api_url, org, key, retries=ONCE, timeout=seconds + 1)
     try:
         return await _atlassian_in_order(settings, rules, seconds, late, probe, admin)
     finally:

@@ -24,6 +24,12 @@ class ActionId(StrEnum):
     IDLE_TOKEN_REVOKE = "idle_token_revoke"
     IDLE_ACCOUNT_KEEP = "idle_account_keep"
     IDLE_ACCOUNT_DELETE = "idle_account_delete"
+    # Replacing a discovery finding's token with a service account.
+    FINDING_OFFER = "finding_offer"
+    FINDING_DISMISS = "finding_dismiss"
+    REPLACEMENT_FORM = "replacement_form"
+    REPLACEMENT_DECLINE = "replacement_decline"
+    REPLACEMENT_CONFIRM = "replacement_confirm"
 
 
 class BlockId(StrEnum):
@@ -40,6 +46,7 @@ class BlockId(StrEnum):
     CONFIRM = "confirm"
     BREAK_GLASS_REASON = "break_glass_reason"
     NEW_OWNER = "new_owner"
+    DISMISS_REASON = "dismiss_reason"
 
 
 class CallbackId(StrEnum):
@@ -47,6 +54,7 @@ class CallbackId(StrEnum):
     DENY = "deny_submit"
     BREAK_GLASS = "break_glass_submit"
     REASSIGN = "reassign_submit"
+    FINDING_DISMISS = "finding_dismiss_submit"
 
 
 def one_of_many(action: ActionId, key: object) -> str:

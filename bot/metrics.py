@@ -14,9 +14,11 @@ Two kinds, and the difference matters with several replicas and workers:
   approvals happen in whichever replica took the click, a histogram built from the rows is the
   same everywhere, survives restarts, and counts each approved request exactly once.
 
-Instrumentation stays in `bot/`: the Slack clients, the Atlassian client's HTTP `send`, the saga's
-steps and the job handlers are wrapped where the process is assembled (`instrument`), so
-`workflows/` knows nothing of Prometheus.
+Instrumentation stays in `bot/`, through hooks each part offers and `bot.assembly.assemble`
+plugs in: an aiohttp middleware on the one HTTP session of every Slack client (`SlackCallMeter`),
+httpx event hooks on the Atlassian client (`atlassian_hooks`), the saga's `StepObserver` port
+(`MeteredSteps`) and the job handlers the worker is built with (`timed_job`). `workflows/` knows
+nothing of Prometheus.
 """
 
 from __future__ import annotations
@@ -24,14 +26,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import wraps
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
+import aiohttp
 import httpx
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -47,19 +50,15 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.utils import floatToGoString
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import and_, case, func, select
 from sqlmodel import col
 
 from bot import logs
+from bot.slack_api import SlackRateLimited, api_method
 from workflows.db import Database
 from workflows.jobs import Handler, RetryLater
 from workflows.models import ApiToken, Decision, Job, ServiceAccountRequest
-from workflows.states import RequestStatus
-
-if TYPE_CHECKING:
-    from bot.assembly import Assembly
+from workflows.states import JobKind, JobStatus, RequestStatus, Step, TokenState, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +72,8 @@ STEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 30
 # From a minute to a week: how long people take to approve.
 HOUR, DAY = 3600.0, 86400.0
 APPROVAL_BUCKETS = (60.0, 300.0, 900.0, 1800.0, HOUR, 4 * HOUR, 8 * HOUR, DAY, 3 * DAY, 7 * DAY)
-APPROVING_VERDICTS = ("approve", "break_glass")
-LIVE_TOKEN = "delivered"
-
-T = TypeVar("T")
+APPROVING_VERDICTS = (Verdict.APPROVE, Verdict.BREAK_GLASS)
+LIVE_TOKEN = TokenState.DELIVERED
 
 
 class Metrics:
@@ -104,26 +101,36 @@ class Metrics:
         )
         self.slack_api_calls = Counter(
             "sabot_slack_api_calls",
-            "Slack Web API calls, by method, HTTP status and Slack error ('' when ok)",
+            "Slack Web API requests (each HTTP attempt: a 429 and its retry are two), by "
+            "method, HTTP status and Slack error ('' when ok); status 'error': no answer "
+            "(error 'no_answer') or held back by the process's rate-limit gate ('ratelimited')",
             ["method", "status", "error"],
             registry=r,
         )
         self.slack_api_seconds = Histogram(
             "sabot_slack_api_call_seconds",
-            "Slack Web API call duration, retries included",
+            "Slack Web API request duration (one HTTP attempt, a wait at the rate-limit gate "
+            "included)",
             ["method"],
             buckets=CALL_BUCKETS,
             registry=r,
         )
+        self.atlassian_sent = Counter(
+            "sabot_atlassian_requests_sent",
+            "HTTP requests sent to the Atlassian admin API, by route; minus "
+            "sabot_atlassian_requests (answered): those that got no answer",
+            ["method", "route"],
+            registry=r,
+        )
         self.atlassian_calls = Counter(
             "sabot_atlassian_requests",
-            "HTTP requests to the Atlassian admin API, by route and status ('error': no answer)",
+            "HTTP requests to the Atlassian admin API answered, by route and status",
             ["method", "route", "status"],
             registry=r,
         )
         self.atlassian_seconds = Histogram(
             "sabot_atlassian_request_seconds",
-            "Atlassian admin API request duration (one HTTP attempt)",
+            "Atlassian admin API request duration until the answer's headers (one HTTP attempt)",
             ["method", "route"],
             buckets=CALL_BUCKETS,
             registry=r,
@@ -208,7 +215,7 @@ async def read_database(db: Database, now: datetime) -> DatabaseSnapshot:
         .where(col(d.verdict).in_(APPROVING_VERDICTS))
     )
     due = select(func.count(), func.min(col(Job.run_after))).where(
-        col(Job.status) == "queued", col(Job.run_after) <= now
+        col(Job.status) == JobStatus.QUEUED, col(Job.run_after) <= now
     )
     expiring = select(func.count()).where(
         col(ApiToken.state) == LIVE_TOKEN,
@@ -264,7 +271,7 @@ class DatabaseCollector:
         )
         if s is None:
             return
-        queued = s.jobs_by_status.get("queued", 0)
+        queued = s.jobs_by_status.get(JobStatus.QUEUED, 0)
         depth = GaugeMetricFamily(
             "sabot_job_queue_depth",
             "Jobs waiting (due: may run now; scheduled: later) or running",
@@ -272,14 +279,14 @@ class DatabaseCollector:
         )
         depth.add_metric(["due"], s.due_jobs)
         depth.add_metric(["scheduled"], queued - s.due_jobs)
-        depth.add_metric(["running"], s.jobs_by_status.get("running", 0))
+        depth.add_metric(["running"], s.jobs_by_status.get(JobStatus.RUNNING, 0))
         yield depth
         yield GaugeMetricFamily(
             "sabot_job_oldest_due_age_seconds",
             "How long the oldest due job has waited past its run_after (0 if none)",
             s.oldest_due_age,
         )
-        failed = s.jobs_by_status.get("failed", 0)
+        failed = s.jobs_by_status.get(JobStatus.FAILED, 0)
         yield GaugeMetricFamily("sabot_jobs_failed", "Jobs that gave up for good", failed)
         requests = GaugeMetricFamily(
             "sabot_requests", "Service-account requests, by status", labels=["status"]
@@ -320,64 +327,87 @@ def atlassian_route(path: str) -> str:
     return "/" + "/".join(parts)
 
 
-def meter_slack_client(client: AsyncWebClient, metrics: Metrics) -> None:
-    """Count and time every Web API call made through `client` (retries are inside a call)."""
-    call = client.api_call
+class SlackCallMeter:
+    """Counts and times each Slack Web API request: an aiohttp client middleware on the one
+    HTTP session every Slack client of the process shares (Bolt's per-request ones too)."""
 
-    async def api_call(api_method: str, **kwargs: Any) -> Any:
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    async def __call__(
+        self,
+        request: aiohttp.ClientRequest,
+        handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
+    ) -> aiohttp.ClientResponse:
+        method = api_method(request.url.path)
+        if method is None:  # a response_url, not the Web API
+            return await handler(request)
         start, status, error = perf_counter(), "error", "no_answer"
         try:
-            response = await call(api_method, **kwargs)
-            status, error = str(response.status_code), ""
+            response = await handler(request)
+            status, error = str(response.status), await _slack_error(response)
             return response
-        except SlackApiError as failure:
-            status = str(failure.response.status_code)
-            error = str(failure.response.get("error") or "unknown")
+        except SlackRateLimited:
+            error = "ratelimited"  # never sent: Slack's last 429 for this method still holds
             raise
         finally:
-            metrics.slack_api_calls.labels(api_method, status, error).inc()
-            metrics.slack_api_seconds.labels(api_method).observe(perf_counter() - start)
-
-    setattr(client, "api_call", api_call)  # noqa: B010 - an instance attribute over the method
+            self.metrics.slack_api_calls.labels(method, status, error).inc()
+            self.metrics.slack_api_seconds.labels(method).observe(perf_counter() - start)
 
 
-def meter_http_client(http: httpx.AsyncClient, metrics: Metrics) -> None:
-    """Count and time each HTTP attempt `http` sends to Atlassian."""
-    send = http.send
-
-    async def metered_send(request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        route, start, status = atlassian_route(request.url.path), perf_counter(), "error"
-        try:
-            response = await send(request, **kwargs)
-            status = str(response.status_code)
-            return response
-        finally:
-            metrics.atlassian_calls.labels(request.method, route, status).inc()
-            metrics.atlassian_seconds.labels(request.method, route).observe(perf_counter() - start)
-
-    setattr(http, "send", metered_send)  # noqa: B010
+async def _slack_error(response: aiohttp.ClientResponse) -> str:
+    """Slack's `error` ('' when ok), as slack_sdk reads it. aiohttp keeps the body it reads
+    here for slack_sdk's own read."""
+    try:
+        body = await response.json(content_type=None)
+    except ValueError:  # not JSON (slack_sdk reads a few methods' files as bytes)
+        body = None
+    if not isinstance(body, dict):
+        return "" if response.status == 200 else "unknown"
+    if response.status == 200 and body.get("ok"):
+        return ""
+    return str(body.get("error") or "unknown")
 
 
-def timed_step(
-    metrics: Metrics, step: str, call: Callable[..., Awaitable[T]]
-) -> Callable[..., Awaitable[T]]:
-    """`call`, timed as the saga step `step` and logged with `step=` on its lines."""
+_SENT_AT = "sabot_sent_at"  # a request extension: when the request hook saw it go
 
-    @wraps(call)
-    async def run(*args: Any, **kwargs: Any) -> T:
+
+def atlassian_hooks(metrics: Metrics) -> dict[str, list[Callable[[Any], Awaitable[None]]]]:
+    """httpx event hooks that count and time each HTTP request to Atlassian. httpx calls no
+    hook when a request gets no answer: that is the sent count minus the answered one."""
+
+    async def sent(request: httpx.Request) -> None:
+        request.extensions[_SENT_AT] = perf_counter()
+        metrics.atlassian_sent.labels(request.method, atlassian_route(request.url.path)).inc()
+
+    async def answered(response: httpx.Response) -> None:
+        request = response.request
+        route = atlassian_route(request.url.path)
+        metrics.atlassian_calls.labels(request.method, route, str(response.status_code)).inc()
+        seconds = perf_counter() - request.extensions[_SENT_AT]
+        metrics.atlassian_seconds.labels(request.method, route).observe(seconds)
+
+    return {"request": [sent], "response": [answered]}
+
+
+class MeteredSteps:
+    """The saga's steps timed by outcome, their log lines carrying `step=` (a StepObserver)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    @asynccontextmanager
+    async def step(self, name: Step) -> AsyncIterator[None]:
         start, outcome = perf_counter(), "failed"
-        with logs.bound(step=step):
+        with logs.bound(step=name):
             try:
-                result = await call(*args, **kwargs)
+                yield
                 outcome = "ok"
-                return result
             finally:
-                metrics.step_seconds.labels(step, outcome).observe(perf_counter() - start)
-
-    return run
+                self.metrics.step_seconds.labels(name, outcome).observe(perf_counter() - start)
 
 
-def timed_job(metrics: Metrics, kind: str, handler: Handler) -> Handler:
+def timed_job(metrics: Metrics, kind: JobKind, handler: Handler) -> Handler:
     """`handler`, timed by outcome, its log lines carrying the request, the step and the job."""
 
     async def run(job: Job) -> None:
@@ -396,34 +426,8 @@ def timed_job(metrics: Metrics, kind: str, handler: Handler) -> Handler:
     return run
 
 
-# The saga's steps: (object attribute on the runtime, method, step name).
-STEPS = (
-    ("atlassian", "create_service_account", "create_account"),
-    ("atlassian", "grant_product", "grant_access"),
-    ("atlassian", "mint_token", "mint_token"),
-    ("notifier", "deliver_token", "deliver_token"),
-)
-
-
-def instrument(assembly: Assembly, metrics: Metrics) -> None:
-    """Wrap the assembled process's outside calls, steps and job handlers with metrics."""
-    runtime = assembly.runtime
-    meter_slack_client(assembly.client, metrics)
-    meter_http_client(runtime.atlassian._http, metrics)
-    for owner_name, method, step in STEPS:
-        owner = getattr(runtime, owner_name)
-        setattr(owner, method, timed_step(metrics, step, getattr(owner, method)))
-    handlers: Mapping[str, Handler] = assembly.worker.handlers
-    assembly.worker.handlers = {
-        kind: timed_job(metrics, kind, handler) for kind, handler in handlers.items()
-    }
-
-
-def serve_worker_metrics(assembly: Assembly, port: int, host: str = "0.0.0.0") -> WSGIServer:
-    """For `sabot worker`, which has no HTTP server: instrument the process (metrics and log
-    context of its jobs) and serve its per-process metrics at http://host:port/ from a thread.
-    Returns the server (`shutdown()` stops it)."""
-    metrics = Metrics(database=False)
-    instrument(assembly, metrics)
+def serve_worker_metrics(metrics: Metrics, port: int, host: str = "0.0.0.0") -> WSGIServer:
+    """For `sabot worker`, which has no HTTP server: serve its per-process metrics at
+    http://host:port/ from a thread. Returns the server (`shutdown()` stops it)."""
     server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
     return server

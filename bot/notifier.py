@@ -15,6 +15,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.logs import secret_in_flight
 from bot.views import accounts as accounts_views
 from bot.views import idle as idle_views
+from bot.views import replacement as replacement_views
 from bot.views import request_messages as views
 from bot.views.manual_token import manual_token_request
 from bot.views.text import escape
@@ -24,6 +25,7 @@ from workflows.ports import (
     IdleToken,
     ManualToken,
     MessageRef,
+    Replacement,
     ReplyTarget,
     RequestSnapshot,
     TokenDelivery,
@@ -109,6 +111,18 @@ class SlackNotifier:
 
     async def propose_deletion(self, user_id: str, idle: IdleAccount, can_delete: bool) -> None:
         await self._dm(user_id, *idle_views.deletion_proposal(idle, can_delete))
+
+    async def offer_replacement(self, offer: Replacement) -> None:
+        await self._dm(offer.person_id, *replacement_views.offer_message(offer))
+
+    async def ask_to_revoke_old_token(
+        self, user_id: str, replacement: Replacement, as_admin: bool
+    ) -> None:
+        await self._dm(user_id, *replacement_views.confirm_message(replacement, as_admin))
+
+    async def tell_old_token_revoked(self, user_id: str, replacement: Replacement) -> None:
+        text = replacement_views.revoked_text(replacement)
+        await self._dm(user_id, text, [SectionBlock(text=text)])
 
     async def alert_orphan(self, admin_id: str, snapshot: RequestSnapshot) -> None:
         await self._dm(admin_id, *accounts_views.orphan_alert(snapshot))

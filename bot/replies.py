@@ -10,9 +10,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
 from bot.views import accounts as views
+from bot.views.home import home_view
 from bot.views.request_modal import request_modal
 from bot.views.text import escape
 from workflows import accounts
+from workflows.home import home_for
+from workflows.replacement import Prefill
 
 # Show the person who asked a message (text, and blocks or nothing), wherever they asked from.
 Show = Callable[[str, Sequence[Block]], Awaitable[Any]]
@@ -39,11 +42,21 @@ async def rotate_and_tell(
         await show(text, ())
 
 
+async def publish_home(services: Services, client: AsyncWebClient, user_id: str) -> None:
+    """The App Home tab, rebuilt from the database."""
+    home = await home_for(services.runtime, user_id)
+    await client.views_publish(user_id=user_id, view=home_view(home))
+
+
 async def open_request_form(
-    services: Services, client: AsyncWebClient, trigger_id: str, channel: str | None
+    services: Services,
+    client: AsyncWebClient,
+    trigger_id: str,
+    channel: str | None,
+    prefill: Prefill | None = None,
 ) -> None:
     """The request form, with how many of the organisation's service accounts are in use (a
-    database count: the trigger lives three seconds)."""
+    database count: the trigger lives three seconds); `prefill` when it answers an offer."""
     seats = await services.runtime.quota_usage()
-    view = request_modal(channel, services.runtime.policy.offer, seats)
+    view = request_modal(channel, services.runtime.policy.offer, seats, prefill)
     await client.views_open(trigger_id=trigger_id, view=view)

@@ -8,6 +8,7 @@ import signal
 
 from bot.app import build_app
 from bot.assembly import assemble, settle_heap
+from bot.metrics import Metrics, serve_worker_metrics
 from bot.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -21,19 +22,19 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 async def run_worker(settings: Settings) -> int:
     """Claim and run jobs until SIGTERM; the job in hand is finished first."""
-    from bot.metrics import serve_worker_metrics
-
-    assembly = await assemble(settings)
+    # Per process only: the HTTP replicas report the database.
+    metrics = Metrics(database=False)
+    assembly = await assemble(settings, metrics=metrics)
     _stop_on_signals(assembly.stop)
     port = settings.worker_metrics_port
-    metrics = serve_worker_metrics(assembly, port) if port else None
+    server = serve_worker_metrics(metrics, port) if port else None
     log.info("sabot worker running%s", f" (metrics on port {port})" if port else "")
     assembly.start_worker()
     settle_heap()
     await assembly.stop.wait()
     await assembly.close()
-    if metrics is not None:
-        metrics.shutdown()
+    if server is not None:
+        server.shutdown()
     return 0
 
 

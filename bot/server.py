@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot import logs
 from bot.app import build_app
 from bot.assembly import Assembly, assemble, settle_heap
-from bot.metrics import CONTENT_TYPE, Metrics, instrument, meter_slack_client
+from bot.metrics import CONTENT_TYPE, Metrics
 from bot.request_shape import Refusal, read_body, refusal
 from bot.settings import Settings
 from workflows.db import Database
@@ -100,20 +100,14 @@ async def database_problem(db: Database) -> str | None:
     return None
 
 
-def _log_context_middleware(
-    metrics: Metrics,
-) -> Callable[[AsyncBoltContext, Callable[[], Awaitable[BoltResponse]]], Awaitable[BoltResponse]]:
-    async def slack_context(
-        context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]
-    ) -> BoltResponse:
-        # Bolt makes a Web API client per request: meter that one too.
-        meter_slack_client(context.client, metrics)
-        # Bolt runs the listener after this returns, in the same task: `bind`, not a block.
-        # RequestScope's block around the whole HTTP request undoes it.
-        logs.bind(slack_user=context.user_id)
-        return await next()
-
-    return slack_context
+async def _log_context(
+    context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]
+) -> BoltResponse:
+    """A Bolt middleware: the Slack user on every line the request logs."""
+    # Bolt runs the listener after this returns, in the same task: `bind`, not a block.
+    # RequestScope's block around the whole HTTP request undoes it.
+    logs.bind(slack_user=context.user_id)
+    return await next()
 
 
 class _State:
@@ -130,10 +124,9 @@ def create_server(
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         logs.adopt("uvicorn", "uvicorn.access")  # its lines in our format, masked
-        assembly = await assemble(settings, migrate=migrate)
-        instrument(assembly, metrics)
+        assembly = await assemble(settings, migrate=migrate, metrics=metrics)
         app = build_app(assembly.services, assembly.client)
-        app.use(_log_context_middleware(metrics))
+        app.use(_log_context)
         state.assembly, state.handler = assembly, AsyncSlackRequestHandler(app)
         if run_worker:
             assembly.start_worker()

@@ -7,11 +7,14 @@ line that names it and never echoes a secret's value.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
+
+from workflows.retries import SHIPPED, FailurePolicy
 
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
@@ -46,15 +49,17 @@ class Settings(BaseSettings):
     database_url: SecretStr = SecretStr("sqlite:///sabot.db")
     log_level: str = "INFO"
 
-    # Timings: real defaults, small values in tests so the same logic runs fast.
+    # Timings: real defaults, small values in tests so the same logic runs fast. The retries'
+    # defaults, and why, are in workflows/retries.py (`failure_policy` below).
     atlassian_timeout_seconds: float = Field(default=15.0, gt=0)
-    atlassian_retry_attempts: int = Field(default=5, ge=1, le=20)
-    atlassian_retry_base_seconds: float = Field(default=1.0, ge=0)
-    atlassian_retry_max_seconds: float = Field(default=30.0, ge=0)
-    atlassian_propagation_attempts: int = Field(default=7, ge=1, le=20)
-    atlassian_propagation_base_seconds: float = Field(default=2.0, ge=0)
-    slack_retry_attempts: int = Field(default=3, ge=0, le=10)
-    slack_retry_max_wait_seconds: float = Field(default=30.0, ge=0)
+    atlassian_retry_attempts: int = Field(default=SHIPPED.atlassian_request.attempts, ge=1, le=20)
+    atlassian_retry_base_seconds: float = Field(default=SHIPPED.atlassian_request.backoff, ge=0)
+    atlassian_retry_max_seconds: float = Field(default=SHIPPED.atlassian_request.cap, ge=0)
+    atlassian_propagation_attempts: int = Field(default=SHIPPED.grant_access.attempts, ge=1, le=20)
+    atlassian_propagation_base_seconds: float = Field(default=SHIPPED.grant_access.backoff, ge=0)
+    # Retries after the first try, not tries.
+    slack_retry_attempts: int = Field(default=SHIPPED.slack_ratelimited.attempts - 1, ge=0, le=10)
+    slack_retry_max_wait_seconds: float = Field(default=SHIPPED.slack_ratelimited.cap, ge=0)
     # A request to /slack/events must arrive whole within this (headers, then body): Slack sends
     # each at once, so a slower one is a client holding a connection open.
     http_read_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -120,6 +125,28 @@ class Settings(BaseSettings):
         url = self.database_url.get_secret_value()
         password = make_url(url).password if "://" in url else None
         return tuple(values + ([str(password)] if password else []))
+
+    def failure_policy(self) -> FailurePolicy:
+        """The shipped failure policy with the numbers these settings change."""
+        return replace(
+            SHIPPED,
+            atlassian_request=replace(
+                SHIPPED.atlassian_request,
+                attempts=self.atlassian_retry_attempts,
+                backoff=self.atlassian_retry_base_seconds,
+                cap=self.atlassian_retry_max_seconds,
+            ),
+            grant_access=replace(
+                SHIPPED.grant_access,
+                attempts=self.atlassian_propagation_attempts,
+                backoff=self.atlassian_propagation_base_seconds,
+            ),
+            slack_ratelimited=replace(
+                SHIPPED.slack_ratelimited,
+                attempts=self.slack_retry_attempts + 1,
+                cap=self.slack_retry_max_wait_seconds,
+            ),
+        )
 
     def require(self, *names: str) -> None:
         """Stop with one line naming every missing setting among `names`."""

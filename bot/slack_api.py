@@ -2,7 +2,8 @@
 
 slack_sdk installs no rate-limit retry by default, and its handler sleeps whatever Retry-After
 says; this one honours Retry-After but never waits longer than the cap, so a long Slack outage
-fails the job (which is retried later from the database) instead of hanging a worker.
+fails the job (which is retried later from the database) instead of hanging a worker. How many
+tries and how long a wait: `slack_ratelimited` and `slack_connection` in workflows/retries.py.
 
 A 429 speaks for the method, not for the one call: Slack limits each method per workspace.
 So after one, no call of that method leaves this process until Retry-After has passed, whichever
@@ -15,7 +16,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -63,7 +64,7 @@ class RateLimitGate:
         request: aiohttp.ClientRequest,
         handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
     ) -> aiohttp.ClientResponse:
-        method = _api_method(request.url.path)
+        method = api_method(request.url.path)
         if method is not None:
             await self.wait(method)
         response = await handler(request)
@@ -86,13 +87,8 @@ class RateLimitGate:
             # A little jitter, so the calls that waited do not all go in the same instant.
             await asyncio.sleep(left + random.uniform(0, 0.1))
 
-    def waits(self) -> Mapping[str, float]:
-        """Seconds left per closed method (for tests and metrics)."""
-        now = self.clock()
-        return {m: at - now for m, at in self._open_at.items() if at > now}
 
-
-def _api_method(path: str) -> str | None:
+def api_method(path: str) -> str | None:
     """`chat.postMessage` of `/api/chat.postMessage` (Web API calls only, not response_urls)."""
     _, sep, method = path.rpartition("/api/")
     return method if sep and method and "/" not in method else None
@@ -135,22 +131,29 @@ class CappedRateLimitRetryHandler(AsyncRetryHandler):
         state.increment_current_attempt()
 
 
-def slack_session(settings: Settings, *, timeout: float) -> aiohttp.ClientSession:
-    """The one HTTP session (connection pool) of this process's Slack calls, gated per method."""
+def slack_session(
+    settings: Settings,
+    *,
+    timeout: float,
+    middlewares: tuple[aiohttp.ClientMiddlewareType, ...] = (),
+) -> aiohttp.ClientSession:
+    """The one HTTP session (connection pool) of this process's Slack calls, gated per method.
+    `middlewares` see each request before the gate, so also the calls it holds back."""
+    gate = RateLimitGate(settings.failure_policy().slack_ratelimited.cap)
     return aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=timeout),
         cookie_jar=aiohttp.DummyCookieJar(),  # no cookies kept, as with a session per call
-        middlewares=(RateLimitGate(settings.slack_retry_max_wait_seconds),),
+        middlewares=(*middlewares, gate),
     )
 
 
 def web_client(settings: Settings, **kwargs: Any) -> AsyncWebClient:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    policy = settings.failure_policy()
+    ratelimited = policy.slack_ratelimited
     handlers: list[AsyncRetryHandler] = [
-        AsyncConnectionErrorRetryHandler(max_retry_count=2),
-        CappedRateLimitRetryHandler(
-            settings.slack_retry_attempts, settings.slack_retry_max_wait_seconds
-        ),
+        AsyncConnectionErrorRetryHandler(max_retry_count=policy.slack_connection.attempts - 1),
+        CappedRateLimitRetryHandler(ratelimited.attempts - 1, ratelimited.cap),
     ]
     return AsyncWebClient(
         token=token, base_url=settings.slack_api_url, retry_handlers=handlers, timeout=15, **kwargs

@@ -1,9 +1,10 @@
 """Local stand-in for Atlassian's organisation admin API (service accounts, grants, tokens).
 
-It encodes the facts in /work/shared/reference/atlassian-service-accounts.md so that the bot's
-tests exercise the real service's awkward parts: two ids per account, absolute `links.next`,
-a limit of 80, propagation 404s, `jira` vs `jira-software` grants, `expiry` vs `expiresAt`,
-variable-length tokens, route-specific error bodies, rate limits without `Retry-After`.
+It encodes the facts of the Atlassian reference (shared/reference/atlassian-service-accounts.md
+in the team's docs) so that the bot's tests exercise the real service's awkward parts: two ids
+per account, absolute `links.next`, a limit of 80, propagation 404s, `jira` vs `jira-software`
+grants, `expiry` vs `expiresAt`, variable-length tokens, route-specific error bodies, rate
+limits without `Retry-After`.
 
 Choices the reference leaves open (documented here, relied on by tests):
 - Times in the state (`created_at`, `updated_at`, `deleted_at`, grant `effective_at`, token
@@ -769,13 +770,22 @@ def _live_tokens(state: AtlassianState, atlassian_id: str) -> list[Token]:
 
 
 def list_tokens(state: AtlassianState, request: Request, body: Any) -> Response:
-    """GET /users/{atlassianId}/manage/api-tokens: a bare array, no scopes, no values."""
+    """GET /users/{atlassianId}/manage/api-tokens: a bare array, no scopes, no values (a
+    service account's tokens, or a managed person's own)."""
+    person = request.path_params["atlassianId"]
+    if person in state.directory.people:
+        return JSONResponse(state.directory.listed(state, person))
     account = _live_user(state, request)
     return JSONResponse([t.info() for t in _live_tokens(state, account.atlassian_id)])
 
 
 def revoke_token(state: AtlassianState, request: Request, body: Any) -> Response:
-    """DELETE /users/{atlassianId}/manage/api-tokens/{tokenId}."""
+    """DELETE /users/{atlassianId}/manage/api-tokens/{tokenId}: a service account's token, or
+    a managed person's own (the route takes either account id)."""
+    if request.path_params["atlassianId"] in state.directory.people:
+        return state.directory.revoke(
+            request.path_params["atlassianId"], request.path_params["tokenId"]
+        )
     account = _live_user(state, request)
     token_id = request.path_params["tokenId"]
     token = next((t for t in _live_tokens(state, account.atlassian_id) if t.id == token_id), None)
@@ -890,6 +900,8 @@ class Person:
     # product key ("jira-software", "confluence") -> epoch seconds of each page view
     visits: dict[str, list[float]] = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
+    # product keys the person has access to; None: every product of the organisation
+    products: list[str] | None = None
 
     def last_seen(self, product: str, now: float, lag: float) -> float | None:
         """The newest page view Atlassian reports by `now`: older than the lag."""
@@ -914,6 +926,7 @@ class HumanToken:
 class Directory:
     people: dict[str, Person] = field(default_factory=dict)
     tokens: list[HumanToken] = field(default_factory=list)
+    revoked: list[HumanToken] = field(default_factory=list)  # by DELETE, newest last
     now: float | None = None  # the moment activity is judged at; None: the state's clock
     ui_activity_lag_seconds: float = DAY
 
@@ -931,14 +944,14 @@ class Directory:
         billable: bool = True,
         mfa_enabled: bool = False,
         status: str = "active",
+        products: list[str] | None = None,
     ) -> Person:
         """A person whose last page view of each product was that many days ago (a number:
-        every product of the organisation; None: never)."""
+        every product of the organisation; None: never), with access to `products` (None:
+        every product)."""
         now = self.moment(state)
-        products = sorted({site["product"] for site in state.sites})
-        days = (
-            ui_days_ago if isinstance(ui_days_ago, dict) else dict.fromkeys(products, ui_days_ago)
-        )
+        every = sorted({site["product"] for site in state.sites})
+        days = ui_days_ago if isinstance(ui_days_ago, dict) else dict.fromkeys(every, ui_days_ago)
         slug = re.sub(r"[^a-z0-9]+", ".", name.lower()).strip(".") or "person"
         person = Person(
             account_id=f"5b10ac8d82e05b22cc7d{secrets.token_hex(6)}",
@@ -949,6 +962,7 @@ class Directory:
             mfa_enabled=mfa_enabled,
             billable=billable,
             visits={p: [now - d * DAY] for p, d in days.items() if d is not None},
+            products=products,
         )
         self.people[person.account_id] = person
         return person
@@ -999,6 +1013,31 @@ class Directory:
             )
         return made
 
+    def listed(self, state: AtlassianState, account_id: str) -> list[dict[str, Any]]:
+        """A person's tokens in the per-user route's shape (`expiry`, `lastAccess`)."""
+        return [
+            {
+                "id": t.id,
+                "label": t.label,
+                "createdAt": _iso(t.created_at),
+                "expiry": _maybe_iso(t.expires_at),
+                "lastAccess": _maybe_iso(t.last_active_at),
+            }
+            for t in self.tokens
+            if t.account_id == account_id
+        ]
+
+    def revoke(self, account_id: str, token_id: str) -> Response:
+        """A person's token revoked: gone from every list, as at Atlassian."""
+        token = next(
+            (t for t in self.tokens if t.id == token_id and t.account_id == account_id), None
+        )
+        if token is None:
+            raise ApiError(404, f"Token {token_id} not found", "NOT_FOUND")
+        self.tokens.remove(token)
+        self.revoked.append(token)
+        return Response(status_code=204)
+
     def token_item(self, state: AtlassianState, token: HumanToken) -> dict[str, Any]:
         person = self.people.get(token.account_id)
         return {
@@ -1040,11 +1079,17 @@ class Directory:
                     "lastActiveTimestamp": _maybe_iso(person.last_seen(product, now, lag)),
                 }
                 for product, site_id in self._product_ids(state).items()
-                if product in person.visits or person.account_type == "atlassian"
+                if self.has_access(person, product)
             ]
         if "groups" in expand:
             item["groups"] = [{"id": g, "name": g} for g in person.groups]
         return item
+
+    @staticmethod
+    def has_access(person: Person, product: str) -> bool:
+        if person.products is not None:
+            return product in person.products
+        return product in person.visits or person.account_type == "atlassian"
 
     def org_user_item(self, state: AtlassianState, person: Person) -> dict[str, Any]:
         now, lag = self.moment(state), self.ui_activity_lag_seconds
@@ -1180,7 +1225,8 @@ def _directory_control_routes(state: AtlassianState) -> list[Route]:
 
     async def people(request: Request) -> Response:
         """`{"people": [{name, email?, accountType?, billable?, mfaEnabled?, status?,
-        uiActiveDaysAgo?: number | {product: number | null} | null, tokens?: [{label,
+        uiActiveDaysAgo?: number | {product: number | null} | null, products?: [key],
+        tokens?: [{label,
         lastActiveDaysAgo?, createdDaysAgo?, expiresInDays?}]}]}`, or in bulk `{"count": N,
         "tokens": M, "namePrefix"?, "uiActiveDaysAgo"?, "tokenActiveDaysAgo"?, "billable"?}`."""
         body = await request.json()
@@ -1209,6 +1255,7 @@ def _directory_control_routes(state: AtlassianState) -> list[Route]:
                     billable=bool(given.get("billable", True)),
                     mfa_enabled=bool(given.get("mfaEnabled", False)),
                     status=str(given.get("status", "active")),
+                    products=given.get("products"),
                 )
                 for token in given.get("tokens", []):
                     directory.add_token(

@@ -35,7 +35,6 @@ SELECTS = (
     "channels_select",
     "multi_channels_select",
 )
-OPTION_LISTS = ("static_select", "multi_static_select", "checkboxes", "radio_buttons", "overflow")
 # Most options each element may hold (overflow also needs at least 2).
 OPTIONS_MAX = {"checkboxes": 10, "radio_buttons": 10, "overflow": 5}
 OPTIONS_DEFAULT_MAX = 100

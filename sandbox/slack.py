@@ -10,8 +10,9 @@
   Once an app connects over Socket Mode (sandbox/slack_socket.py), the same payloads go to it in
   envelopes over its WebSocket instead, and its acks are read as those answers.
 
-Rules come from /work/shared/reference/slack-platform.md; required arguments per Web API method come
-from Slack's OpenAPI description, extracted into `slack_methods.json` beside this module.
+Rules come from the Slack reference (shared/reference/slack-platform.md in the team's docs);
+required arguments per Web API method come from Slack's OpenAPI description, extracted into
+`slack_methods.json` beside this module.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ MANIFEST_SCOPES = (
     "chat:write",
     "im:write",
     "users:read",
+    "users:read.email",
     "usergroups:read",
     "channels:read",
     "groups:read",
@@ -71,6 +73,7 @@ METHOD_SCOPES = {
     "chat.delete": "chat:write",
     "conversations.open": "im:write",
     "users.info": "users:read",
+    "users.lookupByEmail": "users:read.email",
     "usergroups.users.list": "usergroups:read",
 }
 # Arguments Slack accepts as JSON strings in form bodies; decoded so records and checks see objects.

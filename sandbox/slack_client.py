@@ -284,7 +284,7 @@ class SlackSandbox:
 
     def wait_for(
         self,
-        predicate: Callable[[], T],
+        predicate: Callable[[], T | None],
         timeout: float = 10.0,
         what: str = "condition",
         interval: float = 0.05,

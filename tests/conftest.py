@@ -1,75 +1,161 @@
-"""Fixtures that run the real thing: stand-ins on local ports, `sabot serve` as a process,
-a real SQLite file or a throwaway PostgreSQL database."""
+"""Fixtures that run the real thing (stand-ins on local ports, `sabot serve` as a process or in
+process, a real SQLite file or a throwaway PostgreSQL database), the secret sweep after every
+test, and the tiers.
+
+Tiers, one marker each (pyproject.toml): `unit`, `domain`, `slack` and `e2e`. A test's tier is
+its own marker if it has one, else its entry in TEST_TIERS, else its module's in MODULE_TIERS,
+else `e2e`: a new test runs in CI (`make test`) whatever its tier. `make check` runs all but
+`e2e`. Below e2e no test may start a process: one that does fails, saying so."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import html
-import json
-import os
-import signal
-import sqlite3
 import subprocess
-import sys
-import time
-import urllib.parse
-import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from sandbox.runner import Sandbox, free_port, start_sandbox
+from sandbox import bot_process
+from sandbox.bot_process import (
+    BotProcess,
+    bot_environment,
+    start_bot,
+    start_socket_bot,
+    start_worker,
+)
+from sandbox.people import ADMIN, ADMIN_ENV
+from sandbox.runner import Sandbox, start_sandbox
 from sandbox.slack_client import SlackSandbox
+from tests.support import sweep
+from tests.support.databases import dump_database, rows
+from tests.support.in_process import InProcessBot, serve_in_process
+from tests.support.lifecycle import World
+from tests.support.lifecycle import lifecycle_world as make_lifecycle_world
+from tests.support.reliability import record
+from tests.support.throwaway import throwaway_database
 
-ROOT = Path(__file__).resolve().parent.parent
+# The helpers' old home: a test written against it still imports them from here. New tests
+# import from sandbox.bot_process, sandbox.people and tests.support.
+__all__ = [
+    "ADMIN",
+    "ADMIN_ENV",
+    "BotProcess",
+    "bot_environment",
+    "dump_database",
+    "rows",
+    "start_bot",
+    "start_socket_bot",
+    "start_worker",
+    "throwaway_database",
+]
 
-# Bots run with the settings a user ships with: every timing, lease and retry setting at its
-# default (a test changes one only where that setting is what it tests). What is set here is
-# logging: every logger at DEBUG, the ones that dump whole bodies (the token reply) included,
-# so the secret sweep proves the masking, not merely that nothing was logged.
-SWEEP_LOGGING = {"LOG_LEVEL": "DEBUG", "LOG_BODIES": "1"}
+TIERS = ("unit", "domain", "slack", "e2e")
+# unit: functions and views, no database, no server. domain: the workflows in process (SQLite
+# or PostgreSQL, the Atlassian stand-in and its client, a clock the test moves). slack: the
+# Bolt app or the Slack stand-in in process, the stand-ins on a thread. e2e: sabot processes.
+DEFAULT_TIER = "e2e"
+MODULE_TIERS = {
+    "test_escaping": "unit",
+    "test_rendering_limits": "unit",
+    "test_validation": "unit",
+    "test_atlassian_client": "domain",
+    "test_lifecycle": "domain",
+    "test_pending": "domain",
+    "test_sandbox_atlassian": "domain",
+    "test_states": "domain",
+    "test_bolt_app": "slack",
+    "test_sandbox_slack": "slack",
+}
+# The tests of an e2e module that start no process.
+TEST_TIERS = {
+    "test_admin_cli::test_export_pages_through_events_that_share_a_moment": "domain",
+    "test_admin_commands::test_page_buttons_keep_every_filter": "unit",
+    "test_deploy::test_chart_ingress_routes_only_slack_events_and_bounds_slow_clients": "unit",
+    "test_deploy::test_chart_passes_helm_lint_strict": "unit",
+    "test_deploy::test_chart_refuses_to_render_without_what_it_needs": "unit",
+    "test_deploy::test_chart_renders_objects_kubernetes_accepts": "unit",
+    "test_deploy::test_chart_runs_http_replicas_and_a_worker": "unit",
+    "test_deploy::test_chart_service_and_disruption_budget_select_the_http_pods": "unit",
+    "test_deploy::test_chart_takes_credentials_from_the_secret_and_mounts_the_policy": "unit",
+    "test_deploy::test_compose_runs_the_bot_a_worker_and_postgres": "unit",
+    "test_deploy::test_docker_build_context_has_what_the_dockerfile_copies": "unit",
+    "test_deploy::test_dockerfile_installs_the_lock_as_a_non_root_user": "unit",
+    "test_deploy::test_lock_file_pins_every_dependency_with_hashes": "unit",
+    "test_deploy::test_manifest_url_is_normalised": "unit",
+    "test_deploy::test_metrics_port_is_the_http_port": "unit",
+    "test_deploy::test_release_named_sabot_is_not_repeated": "unit",
+    "test_discover::test_the_stand_in_pages_as_documented_and_refuses_big_pages": "domain",
+    "test_doctor::test_the_slack_stand_in_grants_what_the_manifest_asks_for": "unit",
+    "test_doctor::test_the_slack_stand_in_names_the_scopes_and_refuses_a_call_without_its_own": (
+        "slack"
+    ),
+    "test_idle_tokens::test_a_kept_token_is_asked_about_again_after_another_n_days": "domain",
+    "test_observability::test_atlassian_routes_fold_ids": "unit",
+    "test_observability::test_database_gauges": "domain",
+    "test_observability::test_json_lines_carry_the_context_into_tasks": "unit",
+    "test_observability::test_log_format_setting": "unit",
+    "test_observability::test_no_credential_or_token_in_any_log_line": "unit",
+    "test_observability::test_text_lines_show_the_context": "unit",
+    "test_observability::test_uvicorn_lines_are_adopted": "unit",
+    "test_observability::test_worker_metrics_are_served_on_their_own_port": "slack",
+    "test_policy::test_approvers_must_be_allowed_every_scope_and_never_the_requester": "unit",
+    "test_policy::test_broken_files_say_where_and_what": "unit",
+    "test_policy::test_requesters_and_admins_from_groups": "unit",
+    "test_policy::test_the_example_is_valid_and_says_what_it_means": "unit",
+    "test_processes::test_migrated_schema_is_the_models_schema": "domain",
+    "test_secret_sweep::test_library_loggers_follow_log_level_and_bodies_only_when_asked": "unit",
+    "test_settings::test_comma_lists_and_trailing_slash": "unit",
+    "test_settings::test_defaults": "unit",
+    "test_settings::test_dotenv_in_the_working_folder_is_read": "unit",
+    "test_settings::test_malformed_settings_name_themselves": "unit",
+    "test_settings::test_manifest_declares_what_the_app_uses": "unit",
+    "test_settings::test_missing_settings_are_listed_together": "unit",
+    "test_settings::test_secrets_never_show_in_repr_or_str": "unit",
+    "test_settings::test_the_database_password_never_shows_in_repr_or_json": "unit",
+    "test_slack_limits::test_a_message_over_a_limit_is_refused_as_slack_refuses_it": "slack",
+    "test_slack_limits::test_a_view_over_a_limit_is_refused_as_slack_refuses_it": "slack",
+    "test_slack_limits::test_the_same_blocks_just_within_the_limits_are_posted": "slack",
+    "test_socket_mode::test_a_ticket_opens_one_connection_which_says_hello": "slack",
+    "test_socket_mode::test_an_envelope_not_acked_within_3_seconds_is_slacks_timeout": "slack",
+    "test_socket_mode::test_connections_open_takes_the_app_level_token_only": "slack",
+    "test_socket_mode::test_disconnect_is_sent_and_the_link_closed": "slack",
+    "test_socket_mode::test_envelopes_carry_the_http_payloads_and_an_ack_payload_is_the_answer": (
+        "slack"
+    ),
+    "test_socket_mode::test_with_socket_mode_on_and_no_connection_slack_cannot_dispatch": "slack",
+}
 
 
-def _pg_admin_url() -> str | None:
-    return os.environ.get("TEST_DATABASE_URL") or None
+def tier_of(item: pytest.Item) -> str | None:
+    """The closest tier marker: the test's own, else its module's."""
+    return next((m.name for m in item.iter_markers() if m.name in TIERS), None)
 
 
-async def _pg(admin_url: str, statement: str) -> None:
-    import asyncpg
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if tier_of(item) is None:
+            module = item.path.stem
+            name = getattr(item, "originalname", item.name)
+            tier = TEST_TIERS.get(f"{module}::{name}") or MODULE_TIERS.get(module, DEFAULT_TIER)
+            item.add_marker(tier)
 
-    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
-
-@contextmanager
-def throwaway_database(kind: str, tmp_path: Path) -> Iterator[str]:
-    """A fresh SQLite file, or a PostgreSQL database created from TEST_DATABASE_URL and dropped
-    after; PostgreSQL is skipped (visibly) where that variable is not set."""
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'sabot.db'}"
+@pytest.fixture(autouse=True)
+def processes_only_in_e2e(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keeps the tiers honest: below e2e, starting a process fails the test."""
+    tier = tier_of(request.node)
+    if tier == "e2e":
         return
-    admin = _pg_admin_url()
-    if admin is None:
-        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
-    name = f"sabot_test_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_pg(admin, f'CREATE DATABASE "{name}"'))
-    url = f"{admin.rsplit('/', 1)[0]}/{name}"
-    try:
-        yield url
-    finally:
-        try:
-            _sweep_before_drop(url)  # the last moment its rows can be searched
-        finally:
-            asyncio.run(_pg(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError(f"a {tier} test starts no process: mark it e2e (tests/conftest.py)")
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+
+
+# Every bot started as a process is searched by the secret sweep.
+bot_process.ON_START.append(lambda bot, sandbox: sweep.STARTED.append((bot, sandbox)))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -99,188 +185,14 @@ def slack(sandbox: Sandbox) -> Iterator[SlackSandbox]:
         yield client
 
 
-@dataclass
-class BotProcess:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    database_url: str
-    # (setting, value) of the credentials it was started with: what the sweep looks for
-    credentials: tuple[tuple[str, str], ...] = ()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-# Every bot started since the running test began (with its stand-ins): swept when it ends.
-STARTED: list[tuple[BotProcess, Sandbox]] = []
-# Bots a module- or session-scoped fixture started: swept with every test while they run, and
-# once more when the session ends.
-LONG_LIVED: list[tuple[BotProcess, Sandbox]] = []
-
-
 @pytest.fixture(autouse=True)
 def no_secret_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After every test that ran a bot, the secret sweep (see `sweep`): no minted token and no
-    credential in its database, its log and any other file the test left (DEBUG on, tracebacks
-    included), what it sent Atlassian or answered Slack, or any Slack call but the ephemeral
-    replies to the token's owner. A hit fails the test, naming where, never the secret."""
-    # Autouse fixtures start before the test's own fixtures of the same scope: a bot already
-    # here came from a fixture of a wider scope.
-    LONG_LIVED.extend(STARTED)
-    STARTED.clear()
-    _SWEPT_DATABASES.clear()
+    """After every test that ran a bot, the secret sweep (tests/support/sweep.py): no minted
+    token and no credential anywhere but the ephemeral replies to the token's owner. A hit
+    fails the test, naming where, never the secret."""
+    sweep.begin_test()
     yield
-    owned = STARTED[:]
-    running = [(b, s) for b, s in LONG_LIVED if b.process.poll() is None]
-    try:
-        if not owned and not running:
-            return
-        started = time.monotonic()
-        folders = [b.log_path.parent for b, _ in owned + running]
-        tmp_path = (getattr(request.node, "funcargs", None) or {}).get("tmp_path")
-        if tmp_path is not None:  # torn down by now, but its folder stays
-            folders.append(tmp_path)
-        outcome = sweep(owned + running, folders, counted=owned)
-        SWEEP_TOTALS.add(outcome, test=True)
-        SWEEP_TOTALS.seconds += time.monotonic() - started
-        if outcome.findings:
-            raise SecretLeak(outcome.describe())
-    finally:
-        STARTED.clear()
-        _SWEPT_DATABASES.clear()
-
-
-def bot_environment(
-    sandbox: Sandbox, database_url: str, extra: dict[str, str] | None = None
-) -> dict[str, str]:
-    """This process's environment without our settings, plus the stand-ins' and the logging
-    the secret sweep needs; every other setting at its shipped default."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SABOT_", "ATLASSIAN_"))
-    }
-    return {
-        **env,
-        **sandbox.bot_env(),
-        **SWEEP_LOGGING,
-        "DATABASE_URL": database_url,
-        **(extra or {}),
-    }
-
-
-def start_bot(
-    sandbox: Sandbox,
-    database_url: str,
-    log_path: Path,
-    extra_env: dict[str, str] | None = None,
-    args: tuple[str, ...] = (),
-) -> BotProcess:
-    """`sabot serve` as its own process, pointed at the stand-ins; returns once healthy."""
-    env = bot_environment(sandbox, database_url, extra_env)
-    for _ in range(3):  # another process may take the chosen port before the bot binds it
-        bot = _launch(env, database_url, log_path, args)
-        if bot is not None:
-            break
-    else:
-        raise RuntimeError(f"no free port for sabot serve:\n{log_path.read_text()}")
-    sandbox.slack.bot_url = bot.url
-    STARTED.append((bot, sandbox))
-    return bot
-
-
-def start_socket_bot(
-    sandbox: Sandbox,
-    database_url: str,
-    log_path: Path,
-    extra_env: dict[str, str] | None = None,
-    *,
-    connected: bool = True,
-) -> BotProcess:
-    """`sabot socket` as its own process with the stand-ins' app-level token; returns once it
-    says it is connected (or at once with `connected=False`). Slack then delivers over the
-    socket: the same drivers work as for `sabot serve`."""
-    env = bot_environment(
-        sandbox, database_url, {"SLACK_APP_TOKEN": sandbox.slack.app_token, **(extra_env or {})}
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "socket"],
-        cwd=log_path.parent,
-        env=env,
-        stdout=log_path.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    credentials = tuple((k, env[k]) for k in CREDENTIAL_SETTINGS if env.get(k))
-    bot = BotProcess("", process, log_path, database_url, credentials)
-    STARTED.append((bot, sandbox))
-    deadline = time.monotonic() + 30
-    while connected and "sabot connected over Socket Mode" not in bot.log():
-        if process.poll() is not None or time.monotonic() > deadline:
-            bot.stop()
-            raise RuntimeError(f"sabot socket did not connect:\n{bot.log()}")
-        time.sleep(0.05)
-    return bot
-
-
-def start_worker(
-    sandbox: Sandbox, database_url: str, log_path: Path, extra_env: dict[str, str]
-) -> subprocess.Popen[bytes]:
-    """`sabot worker` as its own process; returns once it says it is running (before that a
-    SIGTERM would find no handler installed)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "worker"],
-        cwd=log_path.parent,
-        env=bot_environment(sandbox, database_url, extra_env),
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while "sabot worker running" not in log_path.read_text(errors="replace"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"sabot worker did not start:\n{log_path.read_text()}")
-        time.sleep(0.05)
-    return process
-
-
-def _launch(
-    env: dict[str, str], database_url: str, log_path: Path, args: tuple[str, ...]
-) -> BotProcess | None:
-    """Start and wait until healthy; None when the port was taken meanwhile."""
-    port = free_port()
-    log_file = log_path.open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--port", str(port), *args],
-        cwd=log_path.parent,
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    credentials = tuple((k, env[k]) for k in CREDENTIAL_SETTINGS if env.get(k))
-    bot = BotProcess(f"http://127.0.0.1:{port}", process, log_path, database_url, credentials)
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            if "address already in use" in bot.log():
-                return None
-            raise RuntimeError(f"sabot serve exited {process.returncode}:\n{bot.log()}")
-        try:
-            if httpx.get(f"{bot.url}/healthz", timeout=1).status_code == 200:
-                return bot
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            bot.stop()
-            raise RuntimeError(f"sabot serve did not become healthy:\n{bot.log()}")
-        time.sleep(0.05)
+    sweep.end_test((getattr(request.node, "funcargs", None) or {}).get("tmp_path"))
 
 
 @pytest.fixture
@@ -288,10 +200,6 @@ def bot(sandbox: Sandbox, database_url: str, tmp_path: Path) -> Iterator[BotProc
     process = start_bot(sandbox, database_url, tmp_path / "sabot.log")
     yield process
     process.stop()
-
-
-ADMIN = "U0CAROL"
-ADMIN_ENV = {"SABOT_ADMINS": ADMIN}
 
 
 @pytest.fixture
@@ -302,462 +210,54 @@ def admin_bot(sandbox: Sandbox, database_url: str, tmp_path: Path) -> Iterator[B
     process.stop()
 
 
-def rows(database_url: str, sql: str) -> list[dict[str, Any]]:
-    """Read the bot's database directly, as an operator would."""
-    if database_url.startswith("postgresql"):
-        return asyncio.run(_pg_rows(database_url, sql))
-    return _query(database_url, sql)
-
-
-def _query(url: str, sql: str) -> list[dict[str, Any]]:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)  # sqlite:///path, read with the standard library driver
-    try:
-        with engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
-
-
-async def _pg_rows(url: str, sql: str) -> list[dict[str, Any]]:
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        return [dict(record) for record in await conn.fetch(sql)]
-    finally:
-        await conn.close()
-
-
-def database_tables(database_url: str) -> dict[str, list[dict[str, Any]]]:
-    """Every row of every table the live schema has (not a list kept here, so a new table is
-    never missed); {} when the database does not exist (any more)."""
-    if database_url.startswith("postgresql"):
-        return asyncio.run(_pg_tables(database_url))
-    from sqlalchemy.engine import make_url
-
-    path = make_url(database_url).database
-    if not path or not Path(path).exists():
-        return {}
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)  # read only: never creates it
-    conn.row_factory = sqlite3.Row
-    try:
-        names = [
-            r[0]
-            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1")
-        ]
-        return {n: [dict(r) for r in conn.execute(f'SELECT * FROM "{n}"')] for n in names}
-    finally:
-        conn.close()
-
-
-async def _pg_tables(url: str) -> dict[str, list[dict[str, Any]]]:
-    import asyncpg
-
-    try:
-        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    except asyncpg.InvalidCatalogNameError:
-        return {}
-    try:
-        names = await conn.fetch(
-            "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_type = 'BASE TABLE' "
-            "AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
-        )
-        out: dict[str, list[dict[str, Any]]] = {}
-        for schema, table in names:
-            label = table if schema == "public" else f"{schema}.{table}"
-            rows = await conn.fetch(f'SELECT * FROM "{schema}"."{table}"')
-            out[label] = [dict(r) for r in rows]
-        return out
-    finally:
-        await conn.close()
-
-
-def dump_database(database_url: str) -> str:
-    """Every row of every table as text: what a secret search looks through."""
-    return "\n".join(f"{t}: {rows!r}" for t, rows in database_tables(database_url).items())
-
-
-# -- the secret sweep ---------------------------------------------------------------------------
-
-# The settings that carry credentials: what the sweep looks for besides minted tokens.
-CREDENTIAL_SETTINGS = (
-    "SLACK_BOT_TOKEN",
-    "SLACK_SIGNING_SECRET",
-    "SLACK_APP_TOKEN",
-    "ATLASSIAN_API_KEY",
-)
-MAX_FILE_BYTES = 64 * 1024 * 1024
-
-
-class SecretLeak(AssertionError):
-    """A secret was found where it must never be; the message says where, never the value."""
-
-
-@dataclass(frozen=True)
-class Secret:
-    """One value to hunt for. `name` is safe to print (a token's label, a setting's name)."""
-
-    name: str
-    value: str
-    token: bool = False  # a minted token may go to its owner in an ephemeral reply, only there
-
-    def needles(self) -> tuple[bytes, ...]:
-        """The value as written, JSON-escaped, HTML-escaped and URL-encoded; a long one also
-        by its head and tail, since a cut-off copy of a token is still a leak."""
-        return _needles(self.value)
-
-
-@functools.lru_cache(maxsize=4096)
-def _needles(v: str) -> tuple[bytes, ...]:
-    spellings = {
-        v,
-        json.dumps(v)[1:-1],
-        html.escape(v, quote=False),
-        urllib.parse.quote(v, safe=""),
-        urllib.parse.quote_plus(v),
-    }
-    if len(v) >= 64:
-        spellings |= {v[:32], v[-32:]}
-    return tuple(sorted(x.encode() for x in spellings))
-
-
-def found(data: bytes, secrets: Iterable[Secret]) -> list[Secret]:
-    """The secrets any spelling of which is in `data`."""
-    return [s for s in secrets if any(n in data for n in s.needles())]
-
-
-def _text(value: Any) -> bytes:
-    return json.dumps(value, default=str, ensure_ascii=False).encode("utf-8", "replace")
-
-
-def secrets_of(bots: Iterable[tuple[BotProcess, Sandbox]]) -> list[Secret]:
-    """Every token the stand-ins minted, the credentials each bot was started with, and those
-    the stand-ins hold now (a test may have changed them since)."""
-    out: dict[str, Secret] = {}
-    for bot, sandbox in bots:
-        for token in sandbox.atlassian.tokens:
-            out.setdefault(token.value, Secret(f"token {token.label!r}", token.value, True))
-        now_held = [
-            ("SLACK_BOT_TOKEN", sandbox.slack.bot_token),
-            ("SLACK_SIGNING_SECRET", sandbox.slack.signing_secret),
-            ("SLACK_APP_TOKEN", sandbox.slack.app_token),
-            ("ATLASSIAN_API_KEY", sandbox.atlassian.api_key),
-        ]
-        for name, value in [*bot.credentials, *now_held]:
-            if value:
-                out.setdefault(value, Secret(name, value))
-    return list(out.values())
-
-
-@dataclass
-class DatabaseSweep:
-    rows: int = 0
-    tables: int = 0
-    findings: list[str] = field(default_factory=list)
-    # An account's Atlassian id -> the people its token may be shown to (requester, owner).
-    recipients: dict[str, set[str]] = field(default_factory=dict)
-
-
-def sweep_database(database_url: str, secrets: list[Secret]) -> DatabaseSweep:
-    """Every row of every table, each column searched; a hit names table, row and column."""
-    tables = database_tables(database_url)
-    out = DatabaseSweep(tables=len(tables))
-    engine = "PostgreSQL" if database_url.startswith("postgresql") else "SQLite"
-    for table, rows in tables.items():
-        out.rows += len(rows)
-        if not found(_text(rows), secrets):
-            continue
-        for index, row in enumerate(rows):
-            for column, value in row.items():
-                for secret in found(_text(value), secrets):
-                    out.findings.append(
-                        f"{secret.name} in the {engine} database: table {table}, "
-                        f"row {index + 1}, column {column}"
-                    )
-    out.recipients = token_recipients(tables)
-    return out
-
-
-def token_recipients(tables: dict[str, list[dict[str, Any]]]) -> dict[str, set[str]]:
-    """An account's Atlassian ids -> everyone who has owned it: its requester, its owner now,
-    and every owner the audit trail names (reassigning rewrites the rows, not the history)."""
-    owners: dict[Any, set[str]] = {}
-    for request in tables.get("service_account_request", []):
-        owners.setdefault(request.get("id"), set()).add(str(request.get("requester_id")))
-    for event in tables.get("audit_event", []):
-        detail = event.get("detail")
-        detail = json.loads(detail) if isinstance(detail, str) else detail or {}
-        people = owners.setdefault(event.get("request_id"), set())
-        if event.get("action") == "request_submitted":
-            people.add(str(event.get("actor_id")))
-        if event.get("action") in ("owner_left", "owner_reassigned"):
-            people.update(str(detail.get(k)) for k in ("previous", "owner") if detail.get(k))
-    out: dict[str, set[str]] = {}
-    for account in tables.get("service_account", []):
-        people = {str(account.get("owner_id")), *owners.get(account.get("request_id"), set())}
-        for key in (account.get("atlassian_account_id"), account.get("atlassian_id")):
-            if key:
-                out.setdefault(str(key), set()).update(people)
-    return out
-
-
-@dataclass
-class FileSweep:
-    files: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> (lines, bytes)
-    findings: list[str] = field(default_factory=list)
-
-
-def sweep_files(folders: Iterable[Path], secrets: list[Secret]) -> FileSweep:
-    """Every file under the folders, as bytes: logs of every process the test started (the
-    bot's, a worker's, a crashed server's), tracebacks in them, a SQLite file with its freed
-    pages and journal, exports. A hit names the file and the line."""
-    out = FileSweep()
-    seen: set[Path] = set()
-    for folder in folders:
-        for path in sorted(Path(folder).rglob("*")):
-            if path in seen or path.is_symlink() or not path.is_file():
-                continue
-            seen.add(path)
-            data = path.read_bytes()[:MAX_FILE_BYTES]
-            out.files[str(path)] = (data.count(b"\n"), len(data))
-            for secret in found(data, secrets):
-                at = min(i for n in secret.needles() if (i := data.find(n)) >= 0)
-                line = data.count(b"\n", 0, at) + 1
-                out.findings.append(f"{secret.name} in file {path}, line {line}")
-    return out
-
-
-def ephemeral_recipient(state: Any, call: dict[str, Any]) -> str | None:
-    """The one person who sees this Slack call, if it is an ephemeral reply; else None.
-
-    A response_url post is ephemeral unless `in_channel`, and stays so only if it does not
-    replace a message others can see; chat.postEphemeral is seen by its `user`."""
-    args = call.get("args") or {}
-    if call.get("method") == "chat.postEphemeral":
-        return str(args.get("user") or "") or None
-    if call.get("method") != "response_url":
-        return None
-    if args.get("response_type", "ephemeral") != "ephemeral":
-        return None
-    replace = args.get("replace_original")
-    if replace is None or replace is True or str(replace).lower() == "true":
-        entry = state.response_urls.get(args.get("rid"))
-        if entry is not None and entry.message_ts:
-            original = next(
-                (
-                    m
-                    for m in state.messages
-                    if m.channel == entry.channel and m.ts == entry.message_ts
-                ),
-                None,
-            )
-            if original is not None and not original.ephemeral:
-                return None  # it would replace a message others see
-    return str(args.get("user") or "") or None
-
-
-@dataclass
-class CallSweep:
-    slack_calls: int = 0
-    deliveries: int = 0
-    atlassian_calls: int = 0
-    exempt: int = 0  # ephemeral replies carrying a token to its owner
-    findings: list[str] = field(default_factory=list)
-
-
-def sweep_calls(
-    sandbox: Sandbox, secrets: list[Secret], recipients: dict[str, set[str]]
-) -> CallSweep:
-    """Every Web API and response_url call the bot made, every answer it gave Slack (an error
-    body would be there), every call it made to Atlassian. A token is allowed in one place
-    only: an ephemeral reply to the owner of the token's account (twice if it was retried)."""
-    out = CallSweep()
-    owner_of = {t.value: recipients.get(t.atlassian_id, set()) for t in sandbox.atlassian.tokens}
-    slack = sandbox.slack
-    for index, call in enumerate(list(slack.calls)):
-        out.slack_calls += 1
-        hits = found(_text(call), secrets)
-        if not hits:
-            continue
-        to = ephemeral_recipient(slack, call)
-        for secret in hits:
-            if secret.token and to is not None and to in owner_of.get(secret.value, set()):
-                out.exempt += 1
-                continue
-            whom = f" (ephemeral to {to})" if to else ""
-            out.findings.append(
-                f"{secret.name} in Slack call #{index + 1} {call.get('method')}{whom}"
-            )
-    for index, delivery in enumerate(list(slack.deliveries)):
-        out.deliveries += 1
-        for secret in found(_text(delivery), secrets):
-            out.findings.append(
-                f"{secret.name} in what Slack sent the bot or its answer: delivery "
-                f"#{index + 1} ({delivery.get('kind')}, HTTP {delivery.get('status')})"
-            )
-    for index, call in enumerate(list(sandbox.atlassian.calls)):
-        out.atlassian_calls += 1
-        for secret in found(_text(call), secrets):
-            out.findings.append(
-                f"{secret.name} in Atlassian call #{index + 1} {call.get('method')} "
-                f"{call.get('path')}"
-            )
-    return out
-
-
-@dataclass
-class SweepOutcome:
-    tokens: set[str] = field(default_factory=set)
-    databases: dict[str, DatabaseSweep] = field(default_factory=dict)
-    files: FileSweep = field(default_factory=FileSweep)
-    calls: CallSweep = field(default_factory=CallSweep)
-    findings: list[str] = field(default_factory=list)  # not counting those raised before DROP
-
-    def describe(self) -> str:
-        shown = "\n  ".join(self.findings[:20])
-        more = f"\n  ... and {len(self.findings) - 20} more" if len(self.findings) > 20 else ""
-        return f"secret sweep: {len(self.findings)} hit(s):\n  {shown}{more}"
-
-
-# Databases already searched just before they were dropped, in this test.
-_SWEPT_DATABASES: dict[str, DatabaseSweep] = {}
-
-
-def _sweep_before_drop(url: str) -> None:
-    """A throwaway PostgreSQL database is dropped when its fixture ends, before the autouse
-    sweep runs: its bots are stopped and its rows searched here, and a hit fails the test."""
-    bots = [(b, s) for b, s in STARTED + LONG_LIVED if b.database_url == url]
-    if not bots:
-        return
-    for bot, _ in bots:
-        bot.stop()
-    started = time.monotonic()
-    result = sweep_database(url, secrets_of(STARTED + LONG_LIVED))
-    _SWEPT_DATABASES[url] = result
-    SWEEP_TOTALS.hits += len(result.findings)
-    SWEEP_TOTALS.seconds += time.monotonic() - started
-    if result.findings:
-        raise SecretLeak(
-            f"secret sweep: {len(result.findings)} hit(s):\n  " + "\n  ".join(result.findings)
-        )
-
-
-def sweep(
-    bots: list[tuple[BotProcess, Sandbox]],
-    folders: Iterable[Path],
-    *,
-    counted: list[tuple[BotProcess, Sandbox]] | None = None,
-) -> SweepOutcome:
-    """Search everything these bots could have written or sent for every token their
-    stand-ins minted and every credential. `counted`: the bots to stop first (the others are
-    a wider fixture's, still serving)."""
-    for bot, _ in counted or []:
-        bot.stop()
-    secrets = secrets_of(bots)
-    outcome = SweepOutcome(tokens={s.value for s in secrets if s.token})
-    recipients: dict[str, set[str]] = {}
-    for url in dict.fromkeys(b.database_url for b, _ in bots):
-        result = _SWEPT_DATABASES.get(url)
-        if result is None:
-            result = sweep_database(url, secrets)
-            outcome.findings += result.findings
-        outcome.databases[url] = result
-        for account, people in result.recipients.items():
-            recipients.setdefault(account, set()).update(people)
-    outcome.files = sweep_files(folders, secrets)
-    outcome.findings += outcome.files.findings
-    sandboxes = {id(s): s for _, s in bots}
-    for sandbox in sandboxes.values():
-        calls = sweep_calls(sandbox, secrets, recipients)
-        outcome.calls.slack_calls += calls.slack_calls
-        outcome.calls.deliveries += calls.deliveries
-        outcome.calls.atlassian_calls += calls.atlassian_calls
-        outcome.calls.exempt += calls.exempt
-        outcome.findings += calls.findings
-    return outcome
-
-
-@dataclass
-class SweepTotals:
-    """What the sweep searched over the session (a file or database searched again after a
-    later test counts once, at its latest size)."""
-
-    tests: int = 0
-    tokens: set[str] = field(default_factory=set)
-    files: dict[str, tuple[int, int]] = field(default_factory=dict)
-    database_rows: dict[str, int] = field(default_factory=dict)
-    slack_calls: int = 0
-    deliveries: int = 0
-    atlassian_calls: int = 0
-    exempt: int = 0
-    hits: int = 0
-    seconds: float = 0.0
-
-    def add(self, outcome: SweepOutcome, *, test: bool) -> None:
-        self.tests += int(test)
-        self.tokens |= outcome.tokens
-        self.files.update(outcome.files.files)
-        self.database_rows.update({u: d.rows for u, d in outcome.databases.items()})
-        self.slack_calls += outcome.calls.slack_calls
-        self.deliveries += outcome.calls.deliveries
-        self.atlassian_calls += outcome.calls.atlassian_calls
-        self.exempt += outcome.calls.exempt
-        self.hits += len(outcome.findings)
-
-    def note(self) -> str:
-        lines = sum(n for p, (n, _) in self.files.items() if p.endswith(".log"))
-        size = sum(b for _, b in self.files.values())
-        return (
-            f"{self.tests} tests that ran a bot; {len(self.tokens)} minted tokens and the "
-            f"credentials searched for in {len(self.database_rows)} databases "
-            f"({sum(self.database_rows.values())} rows), {len(self.files)} files "
-            f"({lines} log lines, {size} bytes), {self.slack_calls} Slack calls "
-            f"({self.exempt} ephemeral token replies to the owner allowed), "
-            f"{self.deliveries} Slack deliveries and {self.atlassian_calls} Atlassian calls; "
-            f"{self.hits} hits; {self.seconds:.1f} s spent searching"
-        )
-
-
-SWEEP_TOTALS = SweepTotals()
-
-
-# Hits of the last sweep of LONG_LIVED bots, at the end of the session (no test to fail).
+@pytest.fixture
+def in_process_bot(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[InProcessBot]:
+    """The slack tier's bot: `sabot serve`'s app in this process, on SQLite, with Carol as its
+    admin; Slack's requests go to it."""
+    url = f"sqlite:///{tmp_path / 'sabot.db'}"
+    with serve_in_process(sandbox, url, tmp_path / "sabot.log", monkeypatch, ADMIN_ENV) as bot:
+        sandbox.slack.bot_url = bot.url
+        sweep.STARTED.append((bot, sandbox))
+        yield bot
+
+
+@pytest.fixture
+async def lifecycle_world(tmp_path: Path) -> AsyncIterator[World]:
+    """The domain in process with a clock the test moves (tests/support/lifecycle.py)."""
+    async with make_lifecycle_world(tmp_path) as world:
+        yield world
+
+
+# Hits of the last sweep of wider fixtures' bots, at the end of the session (no test to fail).
 _SESSION_FINDINGS: list[str] = []
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Sweep the bots of wider fixtures once more, now that they have stopped (their last log
     lines included), then record what the sweep searched over the session."""
-    from tests.reliability import record
-
-    if LONG_LIVED:
-        started = time.monotonic()
-        outcome = sweep(LONG_LIVED, [b.log_path.parent for b, _ in LONG_LIVED], counted=LONG_LIVED)
-        SWEEP_TOTALS.add(outcome, test=False)
-        SWEEP_TOTALS.seconds += time.monotonic() - started
-        LONG_LIVED.clear()
-        if outcome.findings:
-            _SESSION_FINDINGS.extend(outcome.findings)
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    if SWEEP_TOTALS.tests:
+    findings = sweep.end_session()
+    if findings:
+        _SESSION_FINDINGS.extend(findings)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    totals = sweep.SWEEP_TOTALS
+    if totals.tests:
         record(
             "Secret sweep over the whole suite",
             "after every test that ran a bot: every table of its database (both engines, "
             "before a PostgreSQL one is dropped), every file it left (each process's log at "
             "DEBUG, slack_sdk/slack_bolt/aiohttp/httpx included, tracebacks, the SQLite file), "
             "every Slack call and answer, every Atlassian call",
-            runs=SWEEP_TOTALS.tests,
+            runs=totals.tests,
             duplicates=0,
-            lost=SWEEP_TOTALS.hits,
-            note=SWEEP_TOTALS.note(),
+            lost=totals.hits,
+            note=totals.note(),
         )
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if SWEEP_TOTALS.tests:
-        terminalreporter.write_line(f"secret sweep: {SWEEP_TOTALS.note()}")
+    if sweep.SWEEP_TOTALS.tests:
+        terminalreporter.write_line(f"secret sweep: {sweep.SWEEP_TOTALS.note()}")
     for finding in _SESSION_FINDINGS:
         terminalreporter.write_line(f"secret sweep, after the session: {finding}", red=True)

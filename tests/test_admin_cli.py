@@ -7,21 +7,15 @@ it happens in life: at Atlassian, behind the bot's back.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sandbox.runner import Sandbox
-from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, dump_database, rows
-from tests.test_end_to_end import (
+from sandbox.bot_process import BotProcess
+from sandbox.people import (
     ALICE,
     APPROVALS,
     BOB,
@@ -31,6 +25,10 @@ from tests.test_end_to_end import (
     submit_request,
     token_replies,
 )
+from sandbox.runner import Sandbox
+from sandbox.slack_client import SlackSandbox
+from tests.support.cli import run_sabot, sabot
+from tests.support.databases import dump_database, execute, rows
 from workflows import audit
 from workflows.audit_export import export_audit
 from workflows.db import Database
@@ -41,57 +39,6 @@ EXPORT_FIELDS = ["at", "actor", "action", "request", "account", "detail"]
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def sabot(
-    database_url: str, cwd: Path, *args: str, sandbox: Sandbox | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run `sabot ARGS` as its own process, as cron or an operator would; with `sandbox`,
-    pointed at the stand-ins."""
-    return run_sabot(database_url, cwd, args, sandbox.bot_env() if sandbox else {})
-
-
-def run_sabot(
-    database_url: str, cwd: Path, args: tuple[str, ...], settings: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SABOT_", "ATLASSIAN_"))
-    }
-    env.update({"LOG_LEVEL": "WARNING", "DATABASE_URL": database_url})
-    env.update(settings)
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def execute(database_url: str, sql: str) -> None:
-    """Change the bot's database directly (committed), as a test's way to set a scene."""
-    if database_url.startswith("postgresql"):
-        asyncio.run(_pg_execute(database_url, sql))
-        return
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(database_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(sql))
-    finally:
-        engine.dispose()
-
-
-async def _pg_execute(url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def request_id(database_url: str, name: str) -> int:

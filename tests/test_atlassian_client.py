@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -19,20 +20,24 @@ from pydantic import SecretStr
 
 from sandbox.atlassian import AtlassianState, create_atlassian_app
 from sandbox.runner import free_port
-from workflows.providers.atlassian import AtlassianAdmin, AtlassianError, MintRefused, RetryPolicy
+from workflows.providers.atlassian import AtlassianAdmin, AtlassianError, MintRefused
+from workflows.retries import SHIPPED, FailurePolicy, RetryRule
 
-FAST = RetryPolicy(
-    attempts=3,
-    base_delay=0.01,
-    max_delay=1.5,
-    propagation_attempts=5,
-    propagation_base_delay=0.05,
+FAST = FailurePolicy(
+    atlassian_request=RetryRule(attempts=3, backoff=0.01, cap=1.5, jitter=True),
+    grant_access=RetryRule(attempts=5, backoff=0.05),
 )
 TIMEOUT = 1.0
 CLOUD = "cloud-sandbox-1"
 SCOPES = ["read:jira-work"]
 
 MakeAdmin = Callable[..., AtlassianAdmin]
+
+
+def quick(attempts: int) -> FailurePolicy:
+    """The shipped policy, with `attempts` tries per request from 10 ms apart."""
+    request = replace(SHIPPED.atlassian_request, attempts=attempts, backoff=0.01)
+    return replace(SHIPPED, atlassian_request=request)
 
 
 @pytest.fixture
@@ -69,13 +74,13 @@ async def make_admin(base_url: str, state: AtlassianState) -> AsyncIterator[Make
     made: list[AtlassianAdmin] = []
 
     def make(
-        *, key: str | None = None, retry: RetryPolicy = FAST, timeout: float = TIMEOUT
+        *, key: str | None = None, retries: FailurePolicy = FAST, timeout: float = TIMEOUT
     ) -> AtlassianAdmin:
         admin = AtlassianAdmin(
             base_url,
             state.org_id,
             SecretStr(key or state.api_key),
-            retry=retry,
+            retries=retries,
             timeout=timeout,
         )
         made.append(admin)
@@ -174,7 +179,7 @@ async def test_429_waits_for_the_reset_time_then_succeeds(
     assert first["status"] == 429 and second["status"] == 200
     # The reset is the next whole second after the 429: the retry waited for it, no longer.
     assert second["at"] >= int(first["at"]) + 1 - 0.05
-    assert elapsed < FAST.max_delay + 0.5
+    assert elapsed < FAST.atlassian_request.cap + 0.5
 
 
 async def test_429_on_create_is_retried_without_a_duplicate(
@@ -213,7 +218,7 @@ async def test_500_on_every_attempt_is_a_transient_error_naming_the_attempts(
     assert error.transient is True
     assert "3 attempts" in error.reason and "HTTP 500" in error.reason
     assert "Internal server error" in error.reason
-    assert len(state.calls) == FAST.attempts
+    assert len(state.calls) == FAST.atlassian_request.attempts
 
 
 async def test_500_after_create_took_effect_is_not_resent(
@@ -345,7 +350,7 @@ async def test_grant_waits_for_propagation_then_grants_jira_software(
     await admin.grant_product(account.atlassian_id, "jira", CLOUD)
 
     invites = calls(state, "POST", "/service-accounts/invite")
-    assert 2 <= len(invites) <= FAST.propagation_attempts
+    assert 2 <= len(invites) <= FAST.grant_access.attempts
     assert {c["status"] for c in invites[:-1]} == {404} and invites[-1]["status"] == 202
     grants = state.effective_grants(account.atlassian_id)
     assert [g["resource"] for g in grants] == [f"ari:cloud:jira-software::site/{CLOUD}"]
@@ -362,8 +367,8 @@ async def test_grant_gives_up_when_propagation_outlasts_the_retries(
     assert error.status == 404 and "not found in the directory" in error.reason
     # Said as what it is (not yet, rather than not at all), with how long it was waited for.
     assert error.transient is True
-    assert f"after {FAST.propagation_attempts} tries over 0.8 s" in error.reason
-    assert len(calls(state, "POST", "/service-accounts/invite")) == FAST.propagation_attempts
+    assert f"after {FAST.grant_access.attempts} tries over 0.8 s" in error.reason
+    assert len(calls(state, "POST", "/service-accounts/invite")) == FAST.grant_access.attempts
     assert state.effective_grants(account.atlassian_id) == []
 
 
@@ -385,7 +390,7 @@ async def test_hang_on_list_times_out_and_is_transient(
     make_admin: MakeAdmin, state: AtlassianState
 ) -> None:
     timeout, attempts = 0.4, 2
-    patient = make_admin(retry=RetryPolicy(attempts=attempts, base_delay=0.01), timeout=timeout)
+    patient = make_admin(retries=quick(attempts), timeout=timeout)
     state.add_fault("list", "hang", count=attempts)
 
     started = time.monotonic()
@@ -507,7 +512,7 @@ async def test_errors_and_logs_never_hold_the_api_key(
     make_admin: MakeAdmin, state: AtlassianState, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    admin = make_admin(retry=RetryPolicy(attempts=2, base_delay=0.01), timeout=0.3)
+    admin = make_admin(retries=quick(2), timeout=0.3)
     assert state.scoped_key is not None
     scoped = make_admin(key=state.scoped_key)
     wrong = make_admin(key="atl-wrong-key")

@@ -21,33 +21,36 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bot.settings import Settings
-from sandbox.runner import Sandbox
-from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, rows, start_bot
-from tests.reliability import engine_of, record
-from tests.test_admin_commands import ask, ephemeral_with
-from tests.test_end_to_end import (
+from sandbox.bot_process import BotProcess, start_bot
+from sandbox.people import (
     ALICE,
-    APPROVALS,
-    BOB,
     CAROL,
     GENERAL,
-    GOOD_FORM,
-    approval_message,
     reveal_offer,
-    submit_request,
     token_replies,
     wait_card,
     wait_shown,
 )
+from sandbox.runner import Sandbox
+from sandbox.slack_client import SlackSandbox
+from tests.support.accounts import ask, ephemeral_with
+from tests.support.databases import rows
+from tests.support.provisioning import (
+    NAME,
+    SCOPES,
+    approve,
+    audit,
+    click_reveal,
+    dm_texts,
+    replies_to_requester,
+    thread_notes,
+)
+from tests.support.reliability import engine_of, record
 
-NAME = GOOD_FORM["name"]["name"]
-SCOPES = GOOD_FORM["scopes"]["scopes"]
 ATTEMPTS = Settings.model_fields["atlassian_retry_attempts"].default  # as shipped
 FINAL = ("active", "failed")  # where a request may rest; anything else after a fault is lost
 # Words that must never reach a person: a traceback, a raw page, a Python exception name.
@@ -115,42 +118,6 @@ def driven(scenario: Scenario) -> str:
         parts.append(f"quota {scenario.quota}")
     settings = [f"{k}={v}" for k, v in scenario.env.items()]
     return "at the Atlassian stand-in: " + ", ".join(parts + settings)
-
-
-def approve(slack: SlackSandbox) -> None:
-    assert submit_request(slack)["status"] == 200
-    slack.click(BOB, APPROVALS, approval_message(slack)["ts"], "request_approve")
-
-
-def click_reveal(slack: SlackSandbox, offer: dict[str, Any]) -> None:
-    answer = slack.click(ALICE, GENERAL, offer["ts"], "token_reveal")
-    assert answer["status"] == 200
-
-
-def replies_to_requester(slack: SlackSandbox) -> list[str]:
-    """Texts answered to the requester's clicks (ephemeral, through the response_url)."""
-    return [
-        str(c["args"].get("text", ""))
-        for c in slack.calls("response_url")
-        if c["args"].get("user") == ALICE and c.get("ok")
-    ]
-
-
-def dm_texts(slack: SlackSandbox, user: str) -> list[str]:
-    """The texts of the messages in the bot's DM with `user` (current versions)."""
-    return [str(m.get("text", "")) for m in slack.messages(slack.dm_channel(user))]
-
-
-def thread_notes(slack: SlackSandbox) -> list[str]:
-    return [str(m.get("text", "")) for m in slack.messages(APPROVALS) if m["thread_ts"]]
-
-
-def audit(database_url: str) -> list[tuple[str, dict[str, Any]]]:
-    events = rows(database_url, "SELECT action, detail FROM audit_event ORDER BY id")
-    return [
-        (e["action"], json.loads(e["detail"]) if isinstance(e["detail"], str) else e["detail"])
-        for e in events
-    ]
 
 
 @dataclass

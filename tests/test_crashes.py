@@ -16,11 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.runner import Sandbox, free_port
-from sandbox.slack_client import SlackSandbox
-from tests.conftest import bot_environment, rows, start_bot
-from tests.reliability import engine_of, record
-from tests.test_end_to_end import (
+from sandbox.bot_process import bot_environment, start_bot
+from sandbox.people import (
     ALICE,
     APPROVALS,
     BOB,
@@ -32,6 +29,10 @@ from tests.test_end_to_end import (
     submit_request,
     token_replies,
 )
+from sandbox.runner import Sandbox, free_port
+from sandbox.slack_client import SlackSandbox
+from tests.support.databases import rows
+from tests.support.reliability import engine_of, record
 
 ROOT = Path(__file__).resolve().parent.parent
 RESUMED_WITHIN = 30.0  # seconds from the restart to the dead process's job done again
@@ -43,7 +44,7 @@ def crashing_bot(
     port = free_port()
     env = bot_environment(sandbox, database_url, {"PYTHONPATH": str(ROOT)})
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_serve", target, "serve", "--port", str(port)],
+        [sys.executable, "-m", "tests.support.crash_serve", target, "serve", "--port", str(port)],
         cwd=tmp_path,
         env=env,
         stdout=(tmp_path / "crash.log").open("wb"),

@@ -5,12 +5,12 @@
   file is installed with hashes, the user is not root, and its HEALTHCHECK command works against
   a running server.
 - compose.yml: parses, and runs `serve --no-worker`, `worker` and a healthy PostgreSQL.
-- The Helm chart: helm is not installable from the registries this project uses (no PyPI, npm or
-  Debian package ships it for this Python), so the templates are rendered by a small
-  implementation of the subset of Go templates and Sprig they use (below; it refuses anything
-  else, so a template cannot quietly use what was not checked), and every rendered object is
-  validated against the Kubernetes OpenAPI schemas (kubernetes-validate, strict: unknown fields
-  are errors).
+- The Helm chart: rendered by Helm itself, so what is checked is what `helm install` would apply
+  (a renderer of our own could agree with itself and not with Helm). helm-python-sdk binds Helm
+  v4's Go SDK (its template engine, Sprig, values merging, `required`) through a shared library
+  that its PyPI wheel ships, so `helm template` runs in-process with no helm binary, cluster or
+  download. The chart also passes `helm lint --strict`, and every rendered object is validated
+  against the Kubernetes OpenAPI schemas (kubernetes-validate, strict: unknown fields are errors).
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import shlex
 import subprocess
 import sys
 import tomllib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+import helm_python as helm
 import httpx
 import kubernetes_validate
 import pytest
@@ -35,8 +36,8 @@ from sqlalchemy.engine import make_url
 
 from bot import manifest
 from bot.settings import SERVE_NEEDS, WORKER_NEEDS
+from sandbox.bot_process import start_bot
 from sandbox.runner import Sandbox, free_port
-from tests.conftest import start_bot
 from workflows.policy_file import load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -320,237 +321,21 @@ def test_compose_runs_the_bot_a_worker_and_postgres() -> None:
 # -- the Helm chart ---------------------------------------------------------------------------
 
 
-class TemplateError(Exception):
-    """The template uses something this renderer does not implement, or a value is missing."""
+@pytest.fixture(scope="module")
+def chart() -> Iterator[helm.Chart]:
+    with helm.Chart.load(CHART) as loaded:
+        yield loaded
 
 
-@dataclass
-class Node:
-    kind: str  # text, output, if, with, define, assign
-    text: str = ""
-    pipeline: str = ""
-    body: list[Node] = field(default_factory=list)
-    otherwise: list[Node] = field(default_factory=list)
-
-
-ACTION = re.compile(r"\{\{(-\s)?\s*(.*?)\s*(\s-)?\}\}", re.S)
-
-
-def parse_template(source: str) -> list[Node]:
-    """Go text/template's syntax, for text, {{ pipeline }}, if/else, with/else, define and
-    `$var :=`, with `{{-` and `-}}` trimming whitespace as Go does."""
-    pieces: list[tuple[str, str]] = []
-    position, trim_next = 0, False
-    for match in ACTION.finditer(source):
-        text = source[position : match.start()]
-        if trim_next:
-            text = text.lstrip(" \t\r\n")
-        if match.group(1):
-            text = text.rstrip(" \t\r\n")
-        pieces.append(("text", text))
-        pieces.append(("action", match.group(2)))
-        trim_next, position = bool(match.group(3)), match.end()
-    tail = source[position:]
-    pieces.append(("text", tail.lstrip(" \t\r\n") if trim_next else tail))
-
-    root: list[Node] = []
-    stack: list[tuple[Node | None, list[Node]]] = [(None, root)]
-    for kind, content in pieces:
-        block = stack[-1][1]
-        if kind == "text":
-            if content:
-                block.append(Node("text", text=content))
-            continue
-        word = content.split(" ", 1)[0]
-        rest = content[len(word) :].strip()
-        if content.startswith("/*"):
-            if not content.endswith("*/"):
-                raise TemplateError(f"unclosed comment: {content[:40]}")
-        elif word in ("if", "with", "define"):
-            node = Node(word, pipeline=rest)
-            block.append(node)
-            stack.append((node, node.body))
-        elif word == "else":
-            node_or_none = stack[-1][0]
-            if node_or_none is None or rest:
-                raise TemplateError(f"unsupported else: {content}")
-            stack[-1] = (node_or_none, node_or_none.otherwise)
-        elif word == "end":
-            stack.pop()
-        elif re.match(r"\$\w+ :=", content):
-            name, pipeline = content.split(":=", 1)
-            block.append(Node("assign", text=name.strip(), pipeline=pipeline.strip()))
-        elif word in ("range", "template", "block", "break", "continue"):
-            raise TemplateError(f"{word} is not implemented by this renderer")
-        else:
-            block.append(Node("output", pipeline=content))
-    if len(stack) != 1:
-        raise TemplateError("a block is not closed with {{ end }}")
-    return root
-
-
-def split_outside_quotes(text: str, separator: str) -> list[str]:
-    parts, current, quoted, depth = [], "", False, 0
-    for char in text:
-        if char == '"':
-            quoted = not quoted
-        elif not quoted and char == "(":
-            depth += 1
-        elif not quoted and char == ")":
-            depth -= 1
-        if char == separator and not quoted and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    return [*parts, current]
-
-
-def truthy(value: Any) -> bool:
-    return value not in (None, False, 0, "") and value != {} and value != []
-
-
-def go_string(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, (str, int, float)):
-        return str(value)
-    raise TemplateError(f"cannot print {value!r} without toYaml")
-
-
-def to_yaml(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=False, sort_keys=True).rstrip("\n")
-
-
-def indent(width: int, text: str) -> str:
-    return "\n".join(" " * width + line for line in str(text).split("\n"))
-
-
-def required(message: str, value: Any) -> Any:
-    if value is None or value == "":
-        raise TemplateError(message)
-    return value
-
-
-class Chart:
-    """The chart's templates rendered for some values, as `helm template` would."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.meta = yaml.safe_load((path / "Chart.yaml").read_text())
-        self.defaults = yaml.safe_load((path / "values.yaml").read_text())
-        self.files = {
-            p.name: parse_template(p.read_text()) for p in sorted((path / "templates").iterdir())
-        }
-        self.defines: dict[str, list[Node]] = {}
-        for nodes in self.files.values():
-            for node in nodes:
-                if node.kind == "define":
-                    self.defines[json.loads(node.pipeline)] = node.body
-        self.functions: dict[str, Callable[..., Any]] = {
-            "include": self.include,
-            "required": required,
-            "default": lambda fallback, value=None: value if truthy(value) else fallback,
-            "quote": lambda value: json.dumps(go_string(value)),
-            "toYaml": to_yaml,
-            "nindent": lambda width, text: "\n" + indent(width, text),
-            "indent": indent,
-            "trunc": lambda n, text: text[:n],
-            "trimSuffix": lambda suffix, text: (
-                text[: -len(suffix)] if suffix and text.endswith(suffix) else text
-            ),
-            "printf": lambda fmt, *args: fmt % args,
-            "contains": lambda part, text: part in text,
-            "replace": lambda old, new, text: text.replace(old, new),
-            "sha256sum": lambda text: hashlib.sha256(str(text).encode()).hexdigest(),
-        }
-
-    def render(self, values: dict[str, Any], release: str = "prod") -> dict[str, str]:
-        merged = merge(self.defaults, values)
-        top = {
-            "Values": merged,
-            "Release": {"Name": release, "Namespace": "default", "Service": "Helm"},
-            "Chart": {
-                "Name": self.meta["name"],
-                "Version": self.meta["version"],
-                "AppVersion": self.meta["appVersion"],
-            },
-        }
-        return {name: self.run(nodes, top, {"$": top}) for name, nodes in self.files.items()}
-
-    def include(self, name: str, dot: Any) -> str:
-        if name not in self.defines:
-            raise TemplateError(f"no template named {name!r}")
-        return self.run(self.defines[name], dot, {"$": dot})
-
-    def run(self, nodes: list[Node], dot: Any, variables: dict[str, Any]) -> str:
-        out = []
-        for node in nodes:
-            if node.kind == "text":
-                out.append(node.text)
-            elif node.kind == "output":
-                out.append(go_string(self.pipeline(node.pipeline, dot, variables)))
-            elif node.kind == "assign":
-                variables[node.text] = self.pipeline(node.pipeline, dot, variables)
-            elif node.kind == "if":
-                condition = truthy(self.pipeline(node.pipeline, dot, variables))
-                out.append(self.run(node.body if condition else node.otherwise, dot, variables))
-            elif node.kind == "with":
-                value = self.pipeline(node.pipeline, dot, variables)
-                if truthy(value):
-                    out.append(self.run(node.body, value, variables))
-                else:
-                    out.append(self.run(node.otherwise, dot, variables))
-        return "".join(out)
-
-    def pipeline(self, text: str, dot: Any, variables: dict[str, Any]) -> Any:
-        result: Any = _NOTHING
-        for command in split_outside_quotes(text, "|"):
-            words = [w for w in split_outside_quotes(command.strip(), " ") if w]
-            args = [self.operand(w, dot, variables) for w in words[1:]]
-            if result is not _NOTHING:
-                args.append(result)
-            if words[0] in self.functions:
-                result = self.functions[words[0]](*args)
-            elif len(words) == 1 and not args:
-                result = self.operand(words[0], dot, variables)
-            else:
-                raise TemplateError(f"unknown function {words[0]!r} in {text!r}")
-        return result
-
-    def operand(self, word: str, dot: Any, variables: dict[str, Any]) -> Any:
-        if word.startswith('"'):
-            return json.loads(word)
-        if re.fullmatch(r"-?\d+", word):
-            return int(word)
-        if word.startswith("("):
-            return self.pipeline(word[1:-1], dot, variables)
-        if word == ".":
-            return dot
-        if word.startswith("$"):
-            name, _, path = word.partition(".")
-            if name not in variables:
-                raise TemplateError(f"undefined variable {name}")
-            return lookup(variables[name], path)
-        if word.startswith("."):
-            return lookup(dot, word[1:])
-        raise TemplateError(f"unknown function or operand {word!r}")
-
-
-_NOTHING = object()
-
-
-def lookup(value: Any, path: str) -> Any:
-    for key in [k for k in path.split(".") if k]:
-        if not isinstance(value, dict):
-            raise TemplateError(f"cannot take .{key} of {value!r}")
-        value = value.get(key)
-    return value
+def render(chart: helm.Chart, values: dict[str, Any], release: str = "prod") -> dict[str, str]:
+    """`helm template RELEASE deploy/helm/sabot` with these values: each template file's name
+    (NOTES.txt included) to its text. Errors such as a `required` value raise HelmRenderError."""
+    rendered = chart.render(values, name=release, namespace="default")
+    return {PurePosixPath(path).name: text for path, text in rendered.items()}
 
 
 def merge(base: Any, override: Any) -> Any:
+    """Two sets of test values as one, as helm merges two `-f` files."""
     if isinstance(base, dict) and isinstance(override, dict):
         return {k: merge(base.get(k), override[k]) if k in override else base[k] for k in base} | {
             k: v for k, v in override.items() if k not in base
@@ -566,25 +351,27 @@ GOOD_VALUES: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-def chart() -> Chart:
-    return Chart(CHART)
-
-
-def manifests(chart: Chart, values: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for name, text in chart.render(values).items():
-        if name.startswith("_") or name == "NOTES.txt" or not text.strip():
+def manifests(chart: helm.Chart, values: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for name, text in render(chart, values).items():
+        if name == "NOTES.txt" or not text.strip():
             continue
         for document in yaml.safe_load_all(text):
             if document:
                 yield document
 
 
-def by_kind(chart: Chart, values: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+def by_kind(chart: helm.Chart, values: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     return {(m["kind"], m["metadata"]["name"]): m for m in manifests(chart, values)}
 
 
-def test_chart_renders_objects_kubernetes_accepts(chart: Chart) -> None:
+def test_chart_passes_helm_lint_strict() -> None:
+    report = helm.lint(CHART, GOOD_VALUES, strict=True, kube_version=f"v{KUBERNETES_VERSION}")
+    assert report["total_charts_linted"] == 1 and report["errors"] == []
+    # severity 1 is advice ("icon is recommended"); 2 and 3 are warnings and errors
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_chart_renders_objects_kubernetes_accepts(chart: helm.Chart) -> None:
     for values in (
         GOOD_VALUES,
         merge(GOOD_VALUES, {"http": {"replicas": 4}, "fullnameOverride": "sa"}),
@@ -605,10 +392,10 @@ def test_chart_renders_objects_kubernetes_accepts(chart: Chart) -> None:
         for obj in objects:
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
     # NOTES.txt renders too
-    assert "sabot manifest --url" in chart.render(GOOD_VALUES)["NOTES.txt"]
+    assert "sabot manifest --url" in render(chart, GOOD_VALUES)["NOTES.txt"]
 
 
-def test_chart_ingress_routes_only_slack_events_and_bounds_slow_clients(chart: Chart) -> None:
+def test_chart_ingress_routes_only_slack_events_and_bounds_slow_clients(chart: helm.Chart) -> None:
     values = merge(
         GOOD_VALUES,
         {"ingress": {"enabled": True, "host": "sabot.acme.io", "tlsSecretName": "sabot-tls"}},
@@ -631,11 +418,11 @@ def test_chart_ingress_routes_only_slack_events_and_bounds_slow_clients(chart: C
     assert annotations[prefix + "proxy-request-buffering"] == "on"
     # off by default, and refused without a host when on
     assert ("Ingress", "prod-sabot") not in by_kind(chart, GOOD_VALUES)
-    with pytest.raises(TemplateError, match=r"ingress\.host"):
-        chart.render(merge(GOOD_VALUES, {"ingress": {"enabled": True}}))
+    with pytest.raises(helm.HelmRenderError, match=r"ingress\.host"):
+        render(chart, merge(GOOD_VALUES, {"ingress": {"enabled": True}}))
 
 
-def test_chart_runs_http_replicas_and_a_worker(chart: Chart) -> None:
+def test_chart_runs_http_replicas_and_a_worker(chart: helm.Chart) -> None:
     objects = by_kind(chart, GOOD_VALUES)
     http = objects[("Deployment", "prod-sabot-http")]
     worker = objects[("Deployment", "prod-sabot-worker")]
@@ -643,7 +430,7 @@ def test_chart_runs_http_replicas_and_a_worker(chart: Chart) -> None:
     [serve] = http["spec"]["template"]["spec"]["containers"]
     [work] = worker["spec"]["template"]["spec"]["containers"]
     assert serve["args"][:2] == ["serve", "--no-worker"] and work["args"] == ["worker"]
-    assert serve["image"] == work["image"] == f"sabot:{chart.meta['appVersion']}"
+    assert serve["image"] == work["image"] == f"sabot:{chart.metadata['appVersion']}"
     port = serve["ports"][0]["containerPort"]
     assert serve["args"][-2:] == ["--port", str(port)] and "0.0.0.0" in serve["args"]
     assert serve["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -658,7 +445,7 @@ def test_chart_runs_http_replicas_and_a_worker(chart: Chart) -> None:
 
 
 def test_chart_takes_credentials_from_the_secret_and_mounts_the_policy(
-    chart: Chart, tmp_path: Path
+    chart: helm.Chart, tmp_path: Path
 ) -> None:
     objects = by_kind(chart, GOOD_VALUES)
     configmap = objects[("ConfigMap", "prod-sabot-policy")]
@@ -687,7 +474,7 @@ def test_chart_takes_credentials_from_the_secret_and_mounts_the_policy(
         assert checksum == hashlib.sha256(POLICY.encode()).hexdigest()  # restart on change
 
 
-def test_chart_service_and_disruption_budget_select_the_http_pods(chart: Chart) -> None:
+def test_chart_service_and_disruption_budget_select_the_http_pods(chart: helm.Chart) -> None:
     objects = by_kind(chart, GOOD_VALUES)
     http_labels = objects[("Deployment", "prod-sabot-http")]["spec"]["template"]["metadata"][
         "labels"
@@ -706,33 +493,25 @@ def test_chart_service_and_disruption_budget_select_the_http_pods(chart: Chart) 
 
 @pytest.mark.parametrize(
     ("missing", "says"),
-    [("existingSecret", "existingSecret"), ("policy", "policy"), ("config", "atlassianOrgId")],
+    [
+        ("existingSecret", "existingSecret: name the Secret"),
+        ("policy", "policy: give the approval policy file"),
+        ("config", r"config\.atlassianOrgId is required"),
+    ],
 )
 def test_chart_refuses_to_render_without_what_it_needs(
-    chart: Chart, missing: str, says: str
+    chart: helm.Chart, missing: str, says: str
 ) -> None:
     values = {k: v for k, v in GOOD_VALUES.items() if k != missing}
-    with pytest.raises(TemplateError, match=says):
-        chart.render(values)
+    with pytest.raises(helm.HelmRenderError, match=says):
+        render(chart, values)
 
 
-def test_release_named_sabot_is_not_repeated(chart: Chart) -> None:
+def test_release_named_sabot_is_not_repeated(chart: helm.Chart) -> None:
     names = {m["metadata"]["name"] for m in manifests(chart, GOOD_VALUES)}
     assert "prod-sabot-http" in names
-    rendered = chart.render(GOOD_VALUES, release="sabot")["deployment-http.yaml"]
+    rendered = render(chart, GOOD_VALUES, release="sabot")["deployment-http.yaml"]
     assert yaml.safe_load(rendered)["metadata"]["name"] == "sabot-http"
-
-
-def test_template_renderer_follows_go_whitespace_rules() -> None:
-    nodes = parse_template(
-        'a:\n  {{- "x" | nindent 2 }}\n{{- /* gone */}}\nb: {{ 1 }}  {{- "c" -}}  \n'
-    )
-    chart = Chart.__new__(Chart)
-    chart.functions = {"nindent": lambda w, t: "\n" + indent(w, t)}
-    chart.defines = {}
-    assert chart.run(nodes, {}, {}) == "a:\n  x\nb: 1c"
-    with pytest.raises(TemplateError, match="range"):
-        parse_template("{{ range .Values.x }}{{ end }}")
 
 
 def test_metrics_port_is_the_http_port() -> None:

@@ -15,11 +15,13 @@ from typing import Any
 
 import httpx
 
+from sandbox.bot_process import BotProcess
+from sandbox.people import ADMIN
 from sandbox.runner import Sandbox
 from sandbox.slack_client import SlackSandbox
-from tests.conftest import ADMIN, BotProcess, rows
-from tests.test_admin_cli import sabot
-from tests.test_admin_commands import ask, shown
+from tests.support.accounts import ask, shown
+from tests.support.cli import sabot
+from tests.support.databases import rows
 
 BOB = "U0BOB"
 # people a test seeds: name, email, days since a product page view (None: never), tokens

@@ -24,11 +24,11 @@ import httpx
 import pytest
 
 from bot.manifest import bot_scopes
+from sandbox.bot_process import bot_environment
 from sandbox.runner import Sandbox
 from sandbox.slack import SlackState
 from sandbox.slack_client import SlackSandbox
-from tests.conftest import bot_environment, rows
-from tests.test_admin_cli import execute
+from tests.support.databases import execute, rows
 from workflows.db import Database
 from workflows.migrations import shipped_head, upgrade
 

@@ -17,21 +17,8 @@ from typing import Any
 
 import pytest
 
-from sandbox.runner import Sandbox
-from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, rows, start_bot
-from tests.test_admin_commands import ask, ephemeral_with
-from tests.test_atlassian_faults import (
-    NAME,
-    SCOPES,
-    approve,
-    audit,
-    click_reveal,
-    dm_texts,
-    replies_to_requester,
-    thread_notes,
-)
-from tests.test_end_to_end import (
+from sandbox.bot_process import BotProcess, start_bot
+from sandbox.people import (
     ALICE,
     CAROL,
     GENERAL,
@@ -40,6 +27,20 @@ from tests.test_end_to_end import (
     token_replies,
     wait_card,
     wait_shown,
+)
+from sandbox.runner import Sandbox
+from sandbox.slack_client import SlackSandbox
+from tests.support.accounts import ask, ephemeral_with
+from tests.support.databases import rows
+from tests.support.provisioning import (
+    NAME,
+    SCOPES,
+    approve,
+    audit,
+    click_reveal,
+    dm_texts,
+    replies_to_requester,
+    thread_notes,
 )
 
 ORG = "/orgs/org-sandbox"

@@ -20,13 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.runner import Sandbox
-from sandbox.signing import sign
-from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, rows
-from tests.reliability import engine_of, record
-from tests.test_admin_commands import form, make_account, shown
-from tests.test_end_to_end import (
+from sandbox.bot_process import BotProcess
+from sandbox.people import (
     APPROVALS,
     BOB,
     approval_message,
@@ -36,6 +31,12 @@ from tests.test_end_to_end import (
     token_replies,
     wait_card,
 )
+from sandbox.runner import Sandbox
+from sandbox.signing import sign
+from sandbox.slack_client import SlackSandbox
+from tests.support.accounts import form, make_account, shown
+from tests.support.databases import rows
+from tests.support.reliability import engine_of, record
 
 ROOT = Path(__file__).resolve().parent.parent
 

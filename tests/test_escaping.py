@@ -6,7 +6,7 @@ import json
 
 from bot.views.request_messages import approval_message, requester_card
 from bot.views.text import escape
-from tests.test_end_to_end import markup
+from sandbox.people import markup
 from workflows.models import ServiceAccountRequest
 from workflows.ports import RequestSnapshot
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sandbox.runner import Sandbox
-from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, rows, start_bot
-from tests.test_end_to_end import (
+from sandbox.bot_process import BotProcess, start_bot
+from sandbox.people import (
     ALICE,
     APPROVALS,
     BOB,
@@ -24,6 +22,9 @@ from tests.test_end_to_end import (
     wait_card,
     wait_shown,
 )
+from sandbox.runner import Sandbox
+from sandbox.slack_client import SlackSandbox
+from tests.support.databases import rows
 
 
 def test_help_and_unknown_subcommand(slack: SlackSandbox, bot: BotProcess) -> None:

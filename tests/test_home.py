@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess
-from tests.test_end_to_end import (
+from sandbox.bot_process import BotProcess
+from sandbox.people import (
     ALICE,
     APPROVALS,
     BOB,
@@ -14,21 +13,11 @@ from tests.test_end_to_end import (
     GOOD_FORM,
     approval_message,
     new_view,
+    open_home,
     reveal_offer,
     submit_request,
 )
-
-
-def open_home(slack: SlackSandbox, user: str, expect: str) -> str:
-    before = json.dumps(slack.home(user))
-    slack.event({"type": "app_home_opened", "user": user, "tab": "home", "channel": "D0X"})
-
-    def shown() -> str | None:
-        home = slack.home(user)
-        text = json.dumps(home) if home else ""
-        return text if expect in text and text != before else None
-
-    return slack.wait_for(shown, what=f"{user}'s Home to show {expect!r}")
+from sandbox.slack_client import SlackSandbox
 
 
 def test_home_for_requester_approver_and_admin(slack: SlackSandbox, admin_bot: BotProcess) -> None:

@@ -3,7 +3,7 @@ server answers without a 5xx and changes nothing it should not.
 
 One bot and one set of stand-ins serve every example of a property (SQLite, one process). Each
 property counts its examples, the 5xx answers or crashes and the state changes as they happen,
-and records them (`tests.reliability`) before the test's verdict.
+and records them (`tests.support.reliability`) before the test's verdict.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sandbox.bot_process import BotProcess, start_bot
+from sandbox.people import ALICE, APPROVALS, DAVE, GENERAL, approval_message, submit_request
 from sandbox.runner import Sandbox, start_sandbox
 from sandbox.signing import TIMESTAMP_HEADER, sign
 from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, rows, start_bot
-from tests.reliability import record
-from tests.test_end_to_end import ALICE, APPROVALS, DAVE, GENERAL, approval_message, submit_request
+from tests.support.databases import rows
+from tests.support.reliability import record
 
 PROPERTY = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -19,25 +19,23 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlmodel import col
 
+from sandbox.bot_process import BotProcess
+from sandbox.people import ALICE, CAROL, DAVE, GENERAL, ephemerals_to, has_button
 from sandbox.runner import Sandbox
 from sandbox.slack_client import SlackSandbox
-from tests import test_lifecycle
-from tests.conftest import BotProcess, rows
-from tests.test_admin_commands import Made, ask, make_account, shown, wait_message
-from tests.test_end_to_end import ALICE, CAROL, DAVE, GENERAL, has_button
-from tests.test_lifecycle import World
-from tests.test_refusals import ephemerals_to
+from tests.support.accounts import Made, ask, make_account, shown, wait_message
+from tests.support.databases import rows
+from tests.support.lifecycle import World
 from workflows import decisions, idle, jobs, requests, reveal
 from workflows.db import Database
 from workflows.models import ApiToken, Job
 from workflows.ports import ReplyTarget
+from workflows.states import JobKind, JobStatus, Verdict
 from workflows.validation import RequestForm
 
 DAY = 86400.0
 LONG_LIVED = RequestForm("ci-bot", "Runs the nightly CI jobs", ["jira"], ["read:jira-work"], "180")
 KEEP, REVOKE = "idle_token_keep", "idle_token_revoke"
-# The in-process world of test_lifecycle (a clock, the stand-in through ASGI), by this name.
-lifecycle_world = test_lifecycle.world
 
 
 def days_ago(days: float) -> float:
@@ -58,13 +56,13 @@ def run_daily_check(bot: BotProcess) -> None:
     it), and the bot's worker runs it to the end."""
 
     async def queue(session: Any) -> int:
-        jobs.enqueue(session, "idle_credentials", now=datetime.now(UTC))
+        jobs.enqueue(session, JobKind.IDLE_CREDENTIALS, now=datetime.now(UTC))
         await session.flush()
         return int(
             (
                 await session.execute(
                     select(col(Job.id))
-                    .where(col(Job.kind) == "idle_credentials")
+                    .where(col(Job.kind) == JobKind.IDLE_CREDENTIALS)
                     .order_by(col(Job.id).desc())
                     .limit(1)
                 )
@@ -94,7 +92,9 @@ def first_warnings_due_now(bot: BotProcess, count: int) -> None:
             (
                 await session.execute(
                     select(col(Job.id))
-                    .where(col(Job.kind) == "expiry_warning", col(Job.status) == "queued")
+                    .where(
+                        col(Job.kind) == JobKind.EXPIRY_WARNING, col(Job.status) == JobStatus.QUEUED
+                    )
                     .order_by(col(Job.run_after))
                     .limit(count)
                 )
@@ -343,7 +343,7 @@ async def test_a_kept_token_is_asked_about_again_after_another_n_days(
 
     async def daily_check() -> list[Any]:
         async with world.runtime.db.transaction() as session:
-            jobs.enqueue(session, "idle_credentials", now=world.clock())
+            jobs.enqueue(session, JobKind.IDLE_CREDENTIALS, now=world.clock())
         await world.run()
         return [what for kind, what in world.notifier.said if kind == "idle_token"]
 
@@ -365,7 +365,7 @@ async def active_with_token(w: World, form: RequestForm) -> int:
     request = await requests.submit(w.runtime, "U0ALICE", form, "C0GENERAL")
     await w.run()
     assert request.id is not None
-    await decisions.decide(w.runtime, request.id, "U0BOB", decisions.APPROVE)
+    await decisions.decide(w.runtime, request.id, "U0BOB", Verdict.APPROVE)
     await w.run()
     await reveal.request_reveal(w.runtime, request.id, ReplyTarget("U0ALICE", "C0GENERAL", None))
     await w.run()

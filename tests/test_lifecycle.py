@@ -6,84 +6,33 @@ socket), so the domain's own code runs unchanged while time is moved instead of 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import select
 from sqlmodel import col
 
-from sandbox.atlassian import AtlassianState, create_atlassian_app
-from tests.fakes import Clock, RecordingNotifier
+from tests.support.lifecycle import World
 from workflows import accounts, decisions, jobs, owners, requests, reveal
-from workflows.db import Database
-from workflows.handlers import job_handlers
-from workflows.jobs import Worker
-from workflows.migrations import upgrade
 from workflows.models import InboundEvent
-from workflows.policy import Policy
 from workflows.ports import ReplyTarget
-from workflows.providers.atlassian import AtlassianAdmin
-from workflows.runtime import Runtime
+from workflows.states import JobKind, Verdict
 from workflows.validation import RequestForm
 
 FORM = RequestForm("ci-bot", "Runs the nightly CI jobs", ["jira"], ["read:jira-work"], "30")
 ALICE = ReplyTarget("U0ALICE", "C0GENERAL", None)
 
 
-class World:
-    def __init__(
-        self,
-        runtime: Runtime,
-        worker: Worker,
-        clock: Clock,
-        notifier: RecordingNotifier,
-        atlassian: AtlassianState,
-    ) -> None:
-        self.runtime, self.worker, self.clock = runtime, worker, clock
-        self.notifier, self.atlassian = notifier, atlassian
-
-    async def run(self) -> None:
-        await self.worker.run_until_idle()
-
-    def live_tokens(self) -> list[str]:
-        return [t.label for t in self.atlassian.tokens if not t.revoked]
-
-
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    state = AtlassianState()
-    state.clock = lambda: clock.now.timestamp()  # the stand-in judges expiry on our clock
-    clock, notifier = Clock(), RecordingNotifier()
-    atlassian = AtlassianAdmin(
-        "http://atlassian.test",
-        state.org_id,
-        SecretStr(state.api_key),
-        transport=httpx.ASGITransport(app=create_atlassian_app(state)),
-    )
-    db = Database(f"sqlite:///{tmp_path / 'sabot.db'}")
-    await upgrade(db)
-    runtime = Runtime(
-        db=db,
-        policy=Policy.from_settings(["U0BOB"], ["U0CAROL"], "C0APPROVALS"),
-        atlassian=atlassian,
-        notifier=notifier,
-        cloud_id="cloud-sandbox-1",
-        clock=clock,
-    )
-    yield World(runtime, Worker(db, job_handlers(runtime), clock), clock, notifier, state)
-    await atlassian.aclose()
-    await db.dispose()
+def world(lifecycle_world: World) -> World:
+    return lifecycle_world
 
 
 async def active_with_token(world: World) -> int:
     request = await requests.submit(world.runtime, "U0ALICE", FORM, "C0GENERAL")
     await world.run()
     assert request.id is not None
-    await decisions.decide(world.runtime, request.id, "U0BOB", decisions.APPROVE)
+    await decisions.decide(world.runtime, request.id, "U0BOB", Verdict.APPROVE)
     await world.run()
     await reveal.request_reveal(world.runtime, request.id, ALICE)
     await world.run()
@@ -139,7 +88,7 @@ async def test_the_daily_reconcile_tells_admins_about_drift(world: World) -> Non
     await active_with_token(world)
     world.atlassian.seed_account("made-by-hand")
     async with world.runtime.db.transaction() as session:
-        jobs.enqueue(session, "reconcile_report", now=world.clock())
+        jobs.enqueue(session, JobKind.RECONCILE_REPORT, now=world.clock())
     await world.run()
     told = [text for kind, text in world.notifier.said if kind == "tell"]
     assert told and "made-by-hand" in told[0]
@@ -160,6 +109,6 @@ async def test_event_ids_are_remembered_for_a_day_then_forgotten(world: World) -
     assert await deliver("Ev0NEW")
     world.clock.advance(hours=2)
     async with world.runtime.db.transaction() as session:
-        jobs.enqueue(session, "forget_old_events", now=world.clock())
+        jobs.enqueue(session, JobKind.FORGET_OLD_EVENTS, now=world.clock())
     await world.run()
     assert await remembered() == ["Ev0NEW"]

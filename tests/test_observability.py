@@ -20,15 +20,21 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from slack_sdk.errors import SlackApiError
 
 from bot import logs
 from bot.assembly import assemble
-from bot.metrics import APPROVAL_BUCKETS, atlassian_route, read_database, serve_worker_metrics
+from bot.metrics import (
+    APPROVAL_BUCKETS,
+    Metrics,
+    atlassian_route,
+    read_database,
+    serve_worker_metrics,
+)
 from bot.settings import SettingsError, load_settings
-from sandbox.runner import Sandbox, free_port
-from sandbox.slack_client import SlackSandbox
-from tests.conftest import _pg, _pg_admin_url, start_bot
-from tests.test_end_to_end import (
+from bot.slack_api import SlackRateLimited
+from sandbox.bot_process import start_bot
+from sandbox.people import (
     ALICE,
     APPROVALS,
     BOB,
@@ -39,6 +45,9 @@ from tests.test_end_to_end import (
     submit_request,
     token_replies,
 )
+from sandbox.runner import Sandbox, free_port
+from sandbox.slack_client import SlackSandbox
+from tests.support.databases import pg_admin_url, pg_execute
 from workflows.db import Database
 from workflows.migrations import upgrade
 from workflows.models import ApiToken, Decision, Job, ServiceAccount, ServiceAccountRequest
@@ -50,8 +59,12 @@ def scrape(url: str) -> Samples:
     answer = httpx.get(f"{url}/metrics", timeout=10)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
+    return parse(answer.text)
+
+
+def parse(text: str) -> Samples:
     samples: Samples = {}
-    for family in text_string_to_metric_families(answer.text):
+    for family in text_string_to_metric_families(text):
         for sample in family.samples:
             samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return samples
@@ -133,7 +146,10 @@ def test_metrics_and_json_logs_follow_a_whole_flow(
     assert total(after, "sabot_atlassian_requests_total", **create) == 1
     mint = {"method": "POST", "route": "/users/{id}/manage/api-tokens"}
     assert total(after, "sabot_atlassian_requests_total", **mint) == 1
-    assert total(after, "sabot_atlassian_requests_total", status="error") == 0
+    # every request sent was answered, and timed (no answer would be the difference)
+    sent = total(after, "sabot_atlassian_requests_sent_total")
+    assert sent > 0 and sent == total(after, "sabot_atlassian_requests_total")
+    assert total(after, "sabot_atlassian_request_seconds_count") == sent
     posted = {"method": "chat.postMessage", "status": "200", "error": ""}
     assert value(after, "sabot_slack_api_calls_total", **posted) >= 2
     # views.open is called by a listener, through the client Bolt makes for each request
@@ -181,10 +197,10 @@ def test_readyz_turns_503_while_the_database_is_gone(
     try:
         assert httpx.get(f"{bot.url}/readyz").status_code == 200
 
-        admin = _pg_admin_url()
+        admin = pg_admin_url()
         if postgres:
             assert admin is not None
-            asyncio.run(_pg(admin, f'DROP DATABASE "{name}" WITH (FORCE)'))
+            asyncio.run(pg_execute(admin, f'DROP DATABASE "{name}" WITH (FORCE)'))
         else:
             shutil.move(folder, tmp_path / "elsewhere")
 
@@ -203,7 +219,7 @@ def test_readyz_turns_503_while_the_database_is_gone(
 
         if postgres:
             assert admin is not None
-            asyncio.run(_pg(admin, f'CREATE DATABASE "{name}"'))
+            asyncio.run(pg_execute(admin, f'CREATE DATABASE "{name}"'))
         else:
             shutil.move(tmp_path / "elsewhere", folder)
         back = httpx.get(f"{bot.url}/readyz", timeout=10)
@@ -309,28 +325,48 @@ async def test_database_gauges(database_url: str) -> None:
 
 
 async def test_worker_metrics_are_served_on_their_own_port(
-    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: Sandbox, slack: SlackSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    for name, setting in {**sandbox.bot_env(), "DATABASE_URL": "sqlite:///w.db"}.items():
+    env = {
+        **sandbox.bot_env(),
+        "DATABASE_URL": "sqlite:///w.db",
+        "SLACK_RETRY_MAX_WAIT_SECONDS": "2",
+    }
+    for name, setting in env.items():
         monkeypatch.setenv(name, setting)
-    assembly = await assemble(load_settings())
+    # The site lookup at start-up loses its first answer (the client sends it again).
+    sandbox.atlassian.add_fault("workspaces", "reset")
+    metrics = Metrics(database=False)
+    assembly = await assemble(load_settings(), metrics=metrics)
     port = free_port()
-    server = serve_worker_metrics(assembly, port, host="127.0.0.1")
+    server = serve_worker_metrics(metrics, port, host="127.0.0.1")
     try:
-        await assembly.runtime.atlassian.find_site_ids()
+        slack.fault("auth.test", retry_after=0)  # a 429, retried at once
         await assembly.client.auth_test()
+        slack.fault("auth.test", retry_after=5)  # longer than the 2 s it may wait: fails
+        with pytest.raises(SlackApiError):
+            await assembly.client.auth_test()
+        with pytest.raises(SlackRateLimited):  # held back until those 5 s have passed
+            await assembly.client.auth_test()
         async with httpx.AsyncClient() as client:
             answer = await client.get(f"http://127.0.0.1:{port}/metrics")
     finally:
         server.shutdown()
         await assembly.close()
     assert answer.status_code == 200
-    sites = 'method="POST",route="/admin/v2/orgs/{id}/workspaces",status="200"'
-    assert f"sabot_atlassian_requests_total{{{sites}}} 1.0" in answer.text
-    assert (
-        'sabot_slack_api_calls_total{error="",method="auth.test",status="200"} 1.0' in answer.text
-    )
+    samples = parse(answer.text)
+    # Atlassian: two requests sent, one answered
+    sites = {"method": "POST", "route": "/admin/v2/orgs/{id}/workspaces"}
+    assert value(samples, "sabot_atlassian_requests_sent_total", **sites) == 2
+    assert value(samples, "sabot_atlassian_requests_total", **sites, status="200") == 1
+    assert total(samples, "sabot_atlassian_requests_total") == 1
+    # Slack: each HTTP attempt, and the call the gate held back (never sent)
+    calls = "sabot_slack_api_calls_total"
+    assert value(samples, calls, method="auth.test", status="429", error="ratelimited") == 2
+    assert value(samples, calls, method="auth.test", status="200", error="") == 1
+    assert value(samples, calls, method="auth.test", status="error", error="ratelimited") == 1
+    assert value(samples, "sabot_slack_api_call_seconds_count", method="auth.test") == 4
     assert "sabot_database_up" not in answer.text  # the HTTP replicas report the database
     assert "sabot_job_run_seconds" in answer.text
     assert "_created" not in answer.text  # half the lines, and nothing a dashboard uses

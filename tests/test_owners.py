@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.runner import Sandbox
-from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, rows, start_bot
-from tests.test_end_to_end import (
+from sandbox.bot_process import BotProcess, start_bot
+from sandbox.people import (
     ALICE,
     APPROVALS,
     BOB,
@@ -23,6 +21,9 @@ from tests.test_end_to_end import (
     submit_request,
     token_replies,
 )
+from sandbox.runner import Sandbox
+from sandbox.slack_client import SlackSandbox
+from tests.support.databases import rows
 
 
 @pytest.fixture

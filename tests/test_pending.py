@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import Clock, RecordingNotifier
+from tests.support.fakes import Clock, RecordingNotifier
 from workflows import requests
 from workflows.db import Database
 from workflows.handlers import job_handlers

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.runner import Sandbox
-from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, rows, start_bot
-from tests.test_end_to_end import (
+from sandbox.bot_process import BotProcess, start_bot
+from sandbox.people import (
     ALICE,
     APPROVALS,
     BOB,
@@ -22,6 +20,7 @@ from tests.test_end_to_end import (
     DAVE,
     GENERAL,
     approval_message,
+    ephemerals_to,
     has_button,
     new_view,
     reveal_offer,
@@ -29,7 +28,9 @@ from tests.test_end_to_end import (
     wait_card,
     wait_shown,
 )
-from tests.test_refusals import ephemerals_to
+from sandbox.runner import Sandbox
+from sandbox.slack_client import SlackSandbox
+from tests.support.databases import rows
 
 BASE = """\
 approval_channel: C0APPROVALS
@@ -165,7 +166,7 @@ def test_cancel_from_the_card_and_by_command(
 
 
 def _good_form() -> dict[str, dict[str, object]]:
-    from tests.test_end_to_end import GOOD_FORM
+    from sandbox.people import GOOD_FORM
 
     return dict(GOOD_FORM)
 

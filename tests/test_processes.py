@@ -17,11 +17,8 @@ from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
 import workflows.models  # noqa: F401 (the tables register on SQLModel.metadata)
-from sandbox.runner import Sandbox, free_port
-from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, rows, start_bot, start_worker
-from tests.reliability import engine_of, record
-from tests.test_end_to_end import (
+from sandbox.bot_process import BotProcess, start_bot, start_worker
+from sandbox.people import (
     ALICE,
     APPROVALS,
     BOB,
@@ -31,14 +28,12 @@ from tests.test_end_to_end import (
     submit_request,
     token_replies,
 )
+from sandbox.runner import Sandbox, free_port
+from sandbox.slack_client import SlackSandbox
+from tests.support.databases import PENDING_WORK, rows
+from tests.support.reliability import engine_of, record
 from workflows.db import Database
 from workflows.migrations import head_revision, shipped_head, upgrade
-
-# Jobs still to run now (timers such as expiry warnings are due in days, not now).
-PENDING_WORK = (
-    "SELECT id FROM job WHERE status = 'running' "
-    "OR (status = 'queued' AND run_after <= CURRENT_TIMESTAMP)"
-)
 
 
 def posted_to(slack: SlackSandbox, channel: str) -> list[dict[str, object]]:

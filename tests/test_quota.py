@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from sandbox.bot_process import BotProcess, start_bot
+from sandbox.people import ALICE, BOB, GENERAL, new_view, open_home, submit_request
 from sandbox.runner import Sandbox
 from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, rows, start_bot
-from tests.test_admin_commands import form
-from tests.test_end_to_end import ALICE, BOB, GENERAL, new_view, submit_request
-from tests.test_home import open_home
+from tests.support.accounts import form
+from tests.support.databases import rows
 
 POLICY = """\
 approval_channel: C0APPROVALS

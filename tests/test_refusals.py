@@ -6,11 +6,8 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from sandbox.runner import Sandbox
-from sandbox.signing import sign
-from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, rows
-from tests.test_end_to_end import (
+from sandbox.bot_process import BotProcess
+from sandbox.people import (
     ALICE,
     APPROVALS,
     BOB,
@@ -18,26 +15,23 @@ from tests.test_end_to_end import (
     DAVE,
     GENERAL,
     approval_message,
+    ephemerals_to,
     has_button,
     reveal_offer,
     submit_request,
     token_replies,
     wait_card,
 )
+from sandbox.runner import Sandbox
+from sandbox.signing import sign
+from sandbox.slack_client import SlackSandbox
+from tests.support.databases import rows
 
 COMMAND_BODY = (
     "token=x&team_id=T0SANDBOX&channel_id=C0GENERAL&user_id=U0ALICE"
     "&command=%2Fservice-account&text=help&trigger_id=1.2.3"
     "&response_url=http%3A%2F%2F127.0.0.1%3A1%2Fnowhere"
 )
-
-
-def ephemerals_to(slack: SlackSandbox, user: str, text: str) -> list[dict]:
-    return [
-        c
-        for c in slack.calls("response_url")
-        if c["args"].get("user") == user and text in json.dumps(c["args"])
-    ]
 
 
 def statuses(bot: BotProcess) -> list[str]:

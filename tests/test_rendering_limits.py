@@ -13,20 +13,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.views.accounts import account_details, orphan_alert
+from bot.views.discovery import findings_list
 from bot.views.home import home_view
+from bot.views.replacement import confirm_message, offer_message
 from bot.views.request_messages import approval_message, break_glass_alert, requester_card
 from bot.views.request_modal import request_modal
 from sandbox.block_kit import MAX_VIEW_BLOCKS, block_problems, view_problems
 from workflows.accounts import AccountDetails, AccountPage, AccountRow
 from workflows.home import Home
-from workflows.models import Decision, ServiceAccount, ServiceAccountRequest
+from workflows.models import Decision, Finding, ServiceAccount, ServiceAccountRequest
 from workflows.policy import FORM_SCOPE_TEXT_MAX, FORM_SCOPES_MAX, Policy, PolicyFile
-from workflows.ports import RequestSnapshot
+from workflows.ports import Replacement, RequestSnapshot
+from workflows.replacement import Prefill, offered_products, suggested_name
+from workflows.states import FindingState
 from workflows.validation import JUSTIFICATION_MAX
 
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOW = datetime(2026, 12, 3, tzinfo=UTC)
 # The characters that grow most when escaped for mrkdwn (& becomes &amp;), and some that do not.
+KEYS = ("jira-software", "jira-servicedesk", "confluence", "statuspage")
 HOSTILE = st.text(alphabet="&<>ab *_~`\n", min_size=0, max_size=JUSTIFICATION_MAX)
 
 
@@ -127,3 +132,47 @@ def test_every_accepted_policy_and_any_typed_text_render_within_slacks_limits(
     home = home_view(_home(snap)).to_dict()
     assert view_problems(home, "home") == []
     assert len(home["blocks"]) <= MAX_VIEW_BLOCKS
+
+
+LABELS = st.text(alphabet="&<>ab _-.`*\n", min_size=0, max_size=255)
+
+
+@PROPERTY
+@given(data=st.data(), policy=policies())
+def test_findings_and_replacement_messages_render_within_slacks_limits(
+    data: st.DataObject, policy: Policy
+) -> None:
+    """Labels, names and emails come from Atlassian as anyone typed them."""
+    label, name = data.draw(LABELS), data.draw(LABELS)
+    email = data.draw(st.text(alphabet="&<>a@.", max_size=320))
+    prefill = Prefill(
+        "5b10ac8d82e05b22cc7d" * 6,
+        suggested_name(label, policy.offer),
+        offered_products(data.draw(st.lists(st.sampled_from(KEYS))), policy.offer),
+        f"Replaces the API token '{label}' on my own account ({email})"[:JUSTIFICATION_MAX],
+    )
+    modal = request_modal(None, policy.offer, None, prefill).to_dict()
+    assert view_problems(modal, "modal") == []
+
+    offer = Replacement("a" * 128, "U0ALICE", email, name, label, "U0CAROL", ["x" * 40] * 5)
+    done = Replacement(**{**offer.__dict__, "request_ref": "SA-1", "service_account": "x" * 40})
+    for text, blocks in [offer_message(offer), *(confirm_message(done, a) for a in (True, False))]:
+        assert block_problems([b.to_dict() for b in blocks]) == [], text
+
+    rows = [
+        Finding(
+            account_id=f"{i:0128d}",
+            email=email,
+            name=name,
+            reasons=["bot_like_token_label"] * 5,
+            tokens=[{"label": label, "id": str(i)} for _ in range(50)],
+            state=data.draw(st.sampled_from(list(FindingState))).value,
+            request_id=i,
+            first_seen_at=NOW,
+            last_seen_at=NOW,
+            updated_at=NOW,
+        )
+        for i in range(data.draw(st.integers(0, 40)))
+    ]
+    text, blocks = findings_list(rows, None)
+    assert block_problems([b.to_dict() for b in blocks]) == [], text

@@ -11,11 +11,8 @@ from typing import Any
 
 import pytest
 
-from sandbox.runner import Sandbox
-from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, rows, start_bot, start_worker
-from tests.reliability import record
-from tests.test_end_to_end import (
+from sandbox.bot_process import BotProcess, start_bot, start_worker
+from sandbox.people import (
     ALICE,
     APPROVALS,
     BOB,
@@ -25,7 +22,10 @@ from tests.test_end_to_end import (
     submit_request,
     token_replies,
 )
-from tests.test_processes import PENDING_WORK
+from sandbox.runner import Sandbox
+from sandbox.slack_client import SlackSandbox
+from tests.support.databases import PENDING_WORK, rows
+from tests.support.reliability import record
 
 BURSTS = 20
 APPROVERS = {"SABOT_APPROVERS": f"{BOB},{CAROL},{DAVE}"}
@@ -157,7 +157,7 @@ def test_click_bursts_over_two_replicas(
 
 
 def _form() -> dict[str, dict[str, object]]:
-    from tests.test_end_to_end import GOOD_FORM
+    from sandbox.people import GOOD_FORM
 
     return dict(GOOD_FORM)
 

@@ -19,11 +19,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sandbox.bot_process import BotProcess, start_bot
+from sandbox.people import (
+    ALICE,
+    APPROVALS,
+    BOB,
+    CAROL,
+    DAVE,
+    GENERAL,
+    new_view,
+    submit_request,
+    token_replies,
+)
 from sandbox.runner import Sandbox
 from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, rows, start_bot
-from tests.reliability import engine_of, record
-from tests.test_admin_commands import (
+from tests.support.accounts import (
     Made,
     answers,
     ask,
@@ -36,17 +46,8 @@ from tests.test_admin_commands import (
     shown,
     tokens_of,
 )
-from tests.test_end_to_end import (
-    ALICE,
-    APPROVALS,
-    BOB,
-    CAROL,
-    DAVE,
-    GENERAL,
-    new_view,
-    submit_request,
-    token_replies,
-)
+from tests.support.databases import rows
+from tests.support.reliability import engine_of, record
 
 
 def account_row(bot: BotProcess, name: str) -> dict[str, Any]:

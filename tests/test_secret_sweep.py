@@ -31,25 +31,8 @@ import pytest
 
 from bot import logs
 from sandbox.atlassian import AtlassianState
-from sandbox.runner import Sandbox
-from sandbox.slack import Message, ResponseUrl, SlackState
-from sandbox.slack_client import SlackSandbox
-from tests.conftest import (
-    _pg,
-    _pg_admin_url,
-    database_tables,
-    found,
-    secrets_of,
-    start_bot,
-    sweep,
-    sweep_calls,
-    sweep_database,
-    sweep_files,
-)
-from tests.reliability import engine_of, record
-from tests.test_admin_cli import run_sabot
-from tests.test_admin_commands import ask, ephemeral_with, new_token_offer
-from tests.test_end_to_end import (
+from sandbox.bot_process import start_bot
+from sandbox.people import (
     ALICE,
     APPROVALS,
     BOB,
@@ -57,10 +40,18 @@ from tests.test_end_to_end import (
     GENERAL,
     GOOD_FORM,
     approval_message,
+    open_home,
     reveal_offer,
     submit_request,
 )
-from tests.test_home import open_home
+from sandbox.runner import Sandbox
+from sandbox.slack import Message, ResponseUrl, SlackState
+from sandbox.slack_client import SlackSandbox
+from tests.support.accounts import ask, ephemeral_with, new_token_offer
+from tests.support.cli import run_sabot
+from tests.support.databases import database_tables, pg_admin_url, pg_execute
+from tests.support.reliability import engine_of, record
+from tests.support.sweep import found, secrets_of, sweep, sweep_calls, sweep_database, sweep_files
 
 NAME = GOOD_FORM["name"]["name"]
 # The loggers the issue names, and the bodies' loggers: all at DEBUG in the tests.
@@ -400,14 +391,14 @@ def database_copy(url: str, scratch: Path) -> Iterator[str]:
         finally:
             target.unlink(missing_ok=True)
         return
-    admin = _pg_admin_url()
+    admin = pg_admin_url()
     assert admin is not None
     name, original = f"sabot_copy_{uuid.uuid4().hex[:10]}", url.rsplit("/", 1)[1]
-    asyncio.run(_pg(admin, f'CREATE DATABASE "{name}" TEMPLATE "{original}"'))
+    asyncio.run(pg_execute(admin, f'CREATE DATABASE "{name}" TEMPLATE "{original}"'))
     try:
         yield f"{admin.rsplit('/', 1)[0]}/{name}"
     finally:
-        asyncio.run(_pg(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(pg_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 # -- the loggers really are at DEBUG, and production keeps bodies out --------------------------

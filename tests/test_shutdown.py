@@ -8,11 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from sandbox.runner import Sandbox
-from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, rows, start_bot
-from tests.reliability import engine_of, record
-from tests.test_end_to_end import (
+from sandbox.bot_process import BotProcess, start_bot
+from sandbox.people import (
     ALICE,
     APPROVALS,
     BOB,
@@ -22,6 +19,10 @@ from tests.test_end_to_end import (
     submit_request,
     token_replies,
 )
+from sandbox.runner import Sandbox
+from sandbox.slack_client import SlackSandbox
+from tests.support.databases import rows
+from tests.support.reliability import engine_of, record
 
 PROVISION = "SELECT status, locked_by FROM job WHERE kind = 'provision'"
 

@@ -13,11 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.runner import Sandbox
-from sandbox.slack_client import SlackSandbox
-from tests.conftest import ADMIN_ENV, BotProcess, start_bot
-from tests.test_admin_commands import make_account, new_token_offer, shown
-from tests.test_end_to_end import (
+from sandbox.bot_process import BotProcess, start_bot
+from sandbox.people import (
+    ADMIN_ENV,
     ALICE,
     APPROVALS,
     BOB,
@@ -25,10 +23,13 @@ from tests.test_end_to_end import (
     GENERAL,
     approval_message,
     card,
+    open_home,
     submit_request,
     wait_card,
 )
-from tests.test_home import open_home
+from sandbox.runner import Sandbox
+from sandbox.slack_client import SlackSandbox
+from tests.support.accounts import make_account, new_token_offer, shown
 
 # --- the stand-in refuses each documented limit, with Slack's error --------------------------
 

@@ -10,11 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.runner import Sandbox
-from sandbox.slack_client import SlackSandbox
-from tests.conftest import BotProcess, rows, start_bot
-from tests.reliability import engine_of, record
-from tests.test_end_to_end import (
+from sandbox.bot_process import BotProcess, start_bot
+from sandbox.people import (
     ALICE,
     APPROVALS,
     BOB,
@@ -24,6 +21,10 @@ from tests.test_end_to_end import (
     reveal_offer,
     submit_request,
 )
+from sandbox.runner import Sandbox
+from sandbox.slack_client import SlackSandbox
+from tests.support.databases import rows
+from tests.support.reliability import engine_of, record
 
 ROUNDS = 3
 
@@ -196,6 +197,6 @@ def refusals(slack: SlackSandbox) -> list[dict[str, object]]:
 
 
 def _form(name: str) -> dict[str, dict[str, object]]:
-    from tests.test_end_to_end import GOOD_FORM
+    from sandbox.people import GOOD_FORM
 
     return {**GOOD_FORM, "name": {"name": name}}

@@ -32,16 +32,15 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.settings import Settings
-from sandbox.runner import Sandbox
-from sandbox.slack_client import SandboxError, SlackSandbox
-from tests.conftest import BotProcess, start_socket_bot, throwaway_database
-from tests.test_end_to_end import (
+from sandbox.bot_process import BotProcess, start_socket_bot
+from sandbox.people import (
     ALICE,
     APPROVALS,
     BOB,
     GENERAL,
     GOOD_FORM,
     approval_message,
+    open_home,
     open_request_form,
     reveal_offer,
     submit_request,
@@ -49,7 +48,9 @@ from tests.test_end_to_end import (
     wait_card,
     wait_shown,
 )
-from tests.test_home import open_home
+from sandbox.runner import Sandbox
+from sandbox.slack_client import SandboxError, SlackSandbox
+from tests.support.throwaway import throwaway_database
 
 ROOT = Path(__file__).resolve().parent.parent
 WS_URL = re.compile(r"^ws://127\.0\.0\.1:\d+/link/\?ticket=[0-9a-f]{32}&app_id=A0SABOT$")

@@ -27,10 +27,10 @@ from workflows.models import (
     UTCDateTime,
 )
 from workflows.ports import RequestSnapshot
-from workflows.requests import locked_request, refuse, snapshot, transition
+from workflows.requests import locked_request, refuse, snapshot
 from workflows.reveal import token_lifetime
 from workflows.runtime import Runtime
-from workflows.states import Event, RequestStatus, RevealStatus, TokenState
+from workflows.states import Event, JobKind, RequestStatus, RevealStatus, TokenState, transition
 from workflows.validation import SHORT_ID
 
 S = RequestStatus
@@ -306,12 +306,12 @@ async def rotate(runtime: Runtime, ref: str, user: str, *, revoke_now: bool = Fa
             old_tokens=old,
             revoke_after=revoke_after.isoformat(),
         )
-        jobs.enqueue(session, "refresh", now=now, request_id=request.id)
-        jobs.enqueue(session, "offer_token", now=now, request_id=request.id)
+        jobs.enqueue(session, JobKind.REFRESH, now=now, request_id=request.id)
+        jobs.enqueue(session, JobKind.OFFER_TOKEN, now=now, request_id=request.id)
         if restored is not None:
             jobs.enqueue(
                 session,
-                "tell_approvers",
+                JobKind.TELL_APPROVERS,
                 now=now,
                 request_id=request.id,
                 payload={"text": restored},
@@ -411,7 +411,7 @@ async def _schedule_revocations(
         token.revoke_after = revoke_after
         jobs.enqueue(
             session,
-            "revoke_token",
+            JobKind.REVOKE_TOKEN,
             now=now,
             request_id=account.request_id,
             payload={"token_id": token.id},
@@ -428,7 +428,7 @@ async def revoke_all(runtime: Runtime, ref: str, user: str) -> ServiceAccountReq
         request,
         user,
         Event.REVOKE,
-        "revoke_all",
+        JobKind.REVOKE_ALL,
         f"{request.name} ({request.short_id}) is {request.status}: there are no tokens to revoke.",
         as_admin=admin and user != account.owner_id,
     )
@@ -442,7 +442,7 @@ async def delete(runtime: Runtime, ref: str, user: str) -> ServiceAccountRequest
         request,
         user,
         Event.DELETE,
-        "delete_account",
+        JobKind.DELETE_ACCOUNT,
         f"{request.name} ({request.short_id}) is {request.status}: it cannot be deleted.",
         as_admin=True,
     )
@@ -453,7 +453,7 @@ async def _retire(
     request: ServiceAccountRequest,
     user: str,
     event: Event,
-    job: str,
+    job: JobKind,
     refusal: str,
     *,
     as_admin: bool,
@@ -485,7 +485,7 @@ async def _retire(
             session, at=now, actor=user, action=f"{event.value}_requested", request_id=request.id
         )
         jobs.enqueue(session, job, now=now, request_id=request.id)
-        jobs.enqueue(session, "refresh", now=now, request_id=request.id)
+        jobs.enqueue(session, JobKind.REFRESH, now=now, request_id=request.id)
     runtime.jobs_queued()
     return request
 
@@ -525,12 +525,12 @@ async def reassign(runtime: Runtime, ref: str, admin: str, new_owner: str) -> No
             previous=account.owner_id,
             owner=new_owner,
         )
-        jobs.enqueue(session, "refresh", now=now, request_id=request.id)
+        jobs.enqueue(session, JobKind.REFRESH, now=now, request_id=request.id)
         text = (
             f":busts_in_silhouette: <@{admin}> reassigned `{request.name}` ({request.short_id}) "
             f"from <@{account.owner_id}>, who left, to <@{new_owner}>."
         )
         jobs.enqueue(
-            session, "tell_approvers", now=now, request_id=request.id, payload={"text": text}
+            session, JobKind.TELL_APPROVERS, now=now, request_id=request.id, payload={"text": text}
         )
     runtime.jobs_queued()

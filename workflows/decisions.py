@@ -12,11 +12,10 @@ from sqlmodel import col
 from workflows import audit, jobs
 from workflows.errors import Conflict, NotAllowed, UserError
 from workflows.models import Decision, ServiceAccountRequest
-from workflows.requests import load_request, refuse, transition
+from workflows.requests import load_request, refuse
 from workflows.runtime import Runtime
-from workflows.states import Event, RequestStatus
+from workflows.states import Event, JobKind, RequestStatus, Verdict, transition
 
-APPROVE, DENY, BREAK_GLASS = "approve", "deny", "break_glass"
 S = RequestStatus
 # How a decided request is described to someone who clicks on it late.
 OUTCOME_WORDS = {
@@ -39,7 +38,7 @@ IN_PROGRESS = {
 
 
 async def ensure_may_decide(
-    runtime: Runtime, request_id: int, user_id: str, verdict: str
+    runtime: Runtime, request_id: int, user_id: str, verdict: Verdict
 ) -> tuple[ServiceAccountRequest, frozenset[str]]:
     """The request and who may approve it now, if `user_id` is one of them; else an audited
     NotAllowed.
@@ -65,7 +64,7 @@ async def ensure_may_decide(
 
 
 async def decide(
-    runtime: Runtime, request_id: int, approver_id: str, verdict: str, reason: str | None = None
+    runtime: Runtime, request_id: int, approver_id: str, verdict: Verdict, reason: str | None = None
 ) -> RequestStatus:
     """Record one approver's verdict; return the request's status afterwards.
 
@@ -98,14 +97,20 @@ async def break_glass(runtime: Runtime, request_id: int, user_id: str, reason: s
             user_id,
             "decision_refused",
             "break-glass by another",
-            verdict=BREAK_GLASS,
+            verdict=Verdict.BREAK_GLASS,
         )
         raise NotAllowed("Only the requester can break glass on their own request.")
     if not reason.strip():
         raise UserError("Say why this cannot wait for an approver.")
     async with runtime.db.transaction() as session:
         await _record(
-            session, request, user_id, BREAK_GLASS, reason.strip(), runtime.clock(), frozenset()
+            session,
+            request,
+            user_id,
+            Verdict.BREAK_GLASS,
+            reason.strip(),
+            runtime.clock(),
+            frozenset(),
         )
     runtime.jobs_queued()
 
@@ -114,7 +119,7 @@ async def _record(
     session: AsyncSession,
     request: ServiceAccountRequest,
     approver_id: str,
-    verdict: str,
+    verdict: Verdict,
     reason: str | None,
     now: datetime,
     eligible: frozenset[str],
@@ -131,13 +136,13 @@ async def _record(
         )
     )
     await session.flush()  # the unique (request, approver) row: a double click stops here
-    if verdict == DENY:
+    if verdict == Verdict.DENY:
         await transition(
             session, request.id, Event.DENY, now, decided_by=approver_id, status_reason=reason
         )
         outcome = RequestStatus.DENIED
     elif (
-        verdict == BREAK_GLASS
+        verdict == Verdict.BREAK_GLASS
         or await _approvals(session, request.id, eligible, now) >= request.required_approvals
     ):
         await transition(session, request.id, Event.APPROVE, now, decided_by=approver_id)
@@ -153,10 +158,10 @@ async def _record(
         reason=reason,
     )
     if outcome == RequestStatus.APPROVED:
-        jobs.enqueue(session, "provision", now=now, request_id=request.id)
-    if verdict == BREAK_GLASS:
-        jobs.enqueue(session, "break_glass_alert", now=now, request_id=request.id)
-    jobs.enqueue(session, "refresh", now=now, request_id=request.id)
+        jobs.enqueue(session, JobKind.PROVISION, now=now, request_id=request.id)
+    if verdict == Verdict.BREAK_GLASS:
+        jobs.enqueue(session, JobKind.BREAK_GLASS_ALERT, now=now, request_id=request.id)
+    jobs.enqueue(session, JobKind.REFRESH, now=now, request_id=request.id)
     return outcome
 
 
@@ -188,7 +193,7 @@ async def _approvals(
         (
             await session.execute(
                 select(Decision).where(
-                    col(Decision.request_id) == request_id, col(Decision.verdict) == APPROVE
+                    col(Decision.request_id) == request_id, col(Decision.verdict) == Verdict.APPROVE
                 )
             )
         )

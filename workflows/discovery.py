@@ -23,11 +23,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select, update
 
 from workflows import audit
 from workflows.db import Database, rowcount
-from workflows.errors import NotAllowed, NotFound
+from workflows.errors import NotAllowed, NotFound, UserError
 from workflows.models import Finding
 from workflows.providers import atlassian_contract as contract
 from workflows.providers.atlassian import AtlassianAdmin
@@ -74,6 +75,7 @@ class Person:
     mfa_enabled: bool | None = None
     billable: bool = False
     last_ui_activity: datetime | None = None
+    products: list[str] = field(default_factory=list)  # product keys they have access to
     tokens: list[contract.HumanToken] = field(default_factory=list)
 
 
@@ -224,6 +226,7 @@ async def read_people(
                 found.account_type, found.mfa_enabled = user.account_type, user.mfa_enabled
                 seen_at = [t for t in user.product_activity.values() if t is not None]
                 found.last_ui_activity = max(seen_at, default=None)
+                found.products = sorted(user.product_activity)
             tick(people=len(page))
 
     async def seats() -> None:
@@ -281,6 +284,7 @@ async def store(db: Database, report: DiscoveryReport, actor: str) -> DiscoveryR
                 "reasons": [r.value for r in found.reasons],
                 "billable": p.billable,
                 "last_ui_activity": p.last_ui_activity,
+                "products": p.products,
                 "tokens": [token_json(t) for t in p.tokens],
                 "flagged": True,
                 "last_seen_at": now,
@@ -325,9 +329,12 @@ async def set_state(
     now: datetime,
     reason: str | None = None,
     request_id: int | None = None,
+    values: dict[str, Any] | None = None,
+    then: Callable[[AsyncSession, datetime], None] | None = None,
 ) -> Finding:
     """Move one finding on (`FINDING_TRANSITIONS`), audited; a dismissal needs its reason. The
-    update is conditional on the state read, so two admins' clicks cannot both win."""
+    update is conditional on the state read, so two admins' clicks cannot both win. `values`
+    are more columns to set; `then` adds work (jobs) to the same transaction."""
     if to is FindingState.DISMISSED and not (reason and reason.strip()):
         raise NotAllowed("Say why this finding is dismissed.")
     async with db.transaction() as session:
@@ -339,18 +346,19 @@ async def set_state(
         current = FindingState(row.state)
         if (current, to) not in FINDING_TRANSITIONS:
             raise NotAllowed(f"A finding that is {current.value} cannot become {to.value}.")
-        values: dict[str, Any] = {
+        changes: dict[str, Any] = {
+            **(values or {}),
             "state": to.value,
             "state_reason": (reason or "")[:500] or None,
             "state_by": actor,
             "updated_at": now,
         }
         if request_id is not None:
-            values["request_id"] = request_id
+            changes["request_id"] = request_id
         changed = await session.execute(
             update(Finding)
             .where(col(Finding.id) == row.id, col(Finding.state) == current.value)
-            .values(**values)
+            .values(**changes)
         )
         if rowcount(changed) != 1:
             raise NotAllowed("Someone else changed this finding just now; look again.")
@@ -364,6 +372,8 @@ async def set_state(
             previous=current.value,
             reason=reason,
         )
+        if then is not None:
+            then(session, now)
     async with db.reading() as session:
         return (
             await session.execute(select(Finding).where(col(Finding.account_id) == account_id))
@@ -387,3 +397,18 @@ async def discover_for(runtime: Runtime, user: str) -> DiscoveryReport:
     thresholds = Thresholds(rules.recent_token_days, rules.ui_idle_days)
     report = await discover(runtime.atlassian, thresholds, runtime.clock())
     return await store(runtime.db, report, user)
+
+
+async def findings_for(runtime: Runtime, user: str, state: FindingState | None) -> list[Finding]:
+    """`/service-account findings [STATE]`: admins only, read from the table (no Atlassian)."""
+    if not await runtime.policy.is_admin(user):
+        raise NotAllowed("Only admins can list findings.")
+    return await list_findings(runtime.db, state)
+
+
+def parse_state(word: str) -> FindingState:
+    try:
+        return FindingState(word.lower())
+    except ValueError:
+        known = ", ".join(s.value for s in FindingState)
+        raise UserError("{} is not a finding state; one of " + known + ".", word[:40]) from None

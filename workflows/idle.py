@@ -25,7 +25,7 @@ from workflows.models import ApiToken, Job, ServiceAccount, ServiceAccountReques
 from workflows.ports import IdleAccount, IdleToken, TokenUse
 from workflows.providers.atlassian_contract import RemoteToken
 from workflows.runtime import Runtime
-from workflows.states import RequestStatus, TokenState
+from workflows.states import JobKind, RequestStatus, TokenState
 from workflows.token_use import made, match, moment, remote_tokens, use_of
 
 CHECK_EVERY = timedelta(days=1)
@@ -174,7 +174,7 @@ async def _ask(runtime: Runtime, account: ServiceAccount, item: _Seen, now: date
         )
         jobs.enqueue(
             session,
-            "ask_idle_token",
+            JobKind.ASK_IDLE_TOKEN,
             now=now,
             request_id=account.request_id,
             payload={
@@ -215,7 +215,7 @@ async def _propose(
         )
         jobs.enqueue(
             session,
-            "propose_deletion",
+            JobKind.PROPOSE_DELETION,
             now=now,
             request_id=account.request_id,
             payload={"idle_days": idle_days, "live_tokens": live_tokens},
@@ -354,7 +354,7 @@ async def revoke_token(runtime: Runtime, token_id: int, user: str) -> Decided:
         )
         jobs.enqueue(
             session,
-            "revoke_token",
+            JobKind.REVOKE_TOKEN,
             now=now,
             request_id=account.request_id,
             payload={"token_id": token_id, "why": REVOKED_WHY},

@@ -19,13 +19,14 @@ from workflows import jobs
 from workflows.db import Database
 from workflows.models import InboundEvent, Job
 from workflows.runtime import Runtime
+from workflows.states import JobKind
 
 # Slack's retries come within minutes; a day of ids is plenty and keeps the table small.
 REMEMBERED_FOR = timedelta(days=1)
 
 
 async def take_once(
-    db: Database, *, event_id: str, kind: str, now: datetime, job: str, payload: dict[str, Any]
+    db: Database, *, event_id: str, kind: str, now: datetime, job: JobKind, payload: dict[str, Any]
 ) -> bool:
     """Record the event and queue `job` for it; False (and nothing queued) for a repeat."""
     try:

@@ -24,6 +24,8 @@ from sqlmodel import col
 from workflows.clock import Clock
 from workflows.db import Database, rowcount
 from workflows.models import Job
+from workflows.retries import SHIPPED, RetryRule
+from workflows.states import JobKind, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ class RetryLater(Exception):
 
 def enqueue(
     session: AsyncSession,
-    kind: str,
+    kind: JobKind,
     *,
     now: datetime,
     request_id: int | None = None,
@@ -64,8 +66,8 @@ def enqueue(
 async def claim(db: Database, worker_id: str, now: datetime, lease: timedelta) -> Job | None:
     """Take the oldest due job (or one whose worker's lease ran out), or None."""
     due = or_(
-        and_(col(Job.status) == "queued", col(Job.run_after) <= now),
-        and_(col(Job.status) == "running", col(Job.locked_until) < now),
+        and_(col(Job.status) == JobStatus.QUEUED, col(Job.run_after) <= now),
+        and_(col(Job.status) == JobStatus.RUNNING, col(Job.locked_until) < now),
     )
     query = select(Job).where(due).order_by(col(Job.run_after), col(Job.id)).limit(1)
     if not db.is_sqlite:
@@ -76,7 +78,7 @@ async def claim(db: Database, worker_id: str, now: datetime, lease: timedelta) -
             return None
         # A token per claim, not per worker: when a lease ran out and the job was taken again,
         # the first run's late finish must not overwrite the second run's.
-        job.status, job.locked_by = "running", f"{worker_id}/{uuid.uuid4().hex[:8]}"
+        job.status, job.locked_by = JobStatus.RUNNING, f"{worker_id}/{uuid.uuid4().hex[:8]}"
         job.locked_until, job.attempts = now + lease, job.attempts + 1
     return job
 
@@ -92,24 +94,41 @@ async def _finish(db: Database, job: Job, **values: Any) -> bool:
     return rowcount(result) > 0
 
 
+def kind_of(job: Job) -> JobKind | None:
+    """The job's kind; None for one this version does not know (queued by a newer release
+    during a rolling deploy: it is retried until a replica that knows it takes it)."""
+    try:
+        return JobKind(job.kind)
+    except ValueError:
+        return None
+
+
+def require_every_kind(handlers: Mapping[JobKind, Handler]) -> None:
+    """Refuse to start a worker that would leave a kind of job to fail until it gives up."""
+    missing = [kind.value for kind in JobKind if kind not in handlers]
+    if missing:
+        raise LookupError(f"no handler for job kind(s): {', '.join(missing)}")
+
+
 class Worker:
     """Runs jobs from the database until stopped, a few at a time."""
 
     def __init__(
         self,
         db: Database,
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[JobKind, Handler],
         clock: Clock,
         *,
         concurrency: int = 4,
         poll_interval: float = 1.0,
         lease: timedelta = timedelta(seconds=15),
-        max_attempts: int = 8,
-        give_up: Mapping[str, GiveUp] | None = None,
+        retry: RetryRule = SHIPPED.jobs,
+        give_up: Mapping[JobKind, GiveUp] | None = None,
         periodic: Callable[[datetime], Awaitable[object]] | None = None,
         periodic_every: timedelta | None = None,
         shutdown_grace: float = 20.0,
     ) -> None:
+        require_every_kind(handlers)
         self.db, self.handlers, self.clock = db, handlers, clock
         self.give_up = give_up or {}
         # Called about once a poll interval (e.g. to queue daily tasks that are due).
@@ -118,7 +137,7 @@ class Worker:
         # transactions a second for work due once a day.
         self.periodic_every = periodic_every or timedelta(seconds=poll_interval)
         self._last_periodic: datetime | None = None
-        self.poll_interval, self.lease, self.max_attempts = poll_interval, lease, max_attempts
+        self.poll_interval, self.lease, self.retry = poll_interval, lease, retry
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
@@ -157,7 +176,7 @@ class Worker:
         await asyncio.gather(*unfinished, return_exceptions=True)
         for job in held:
             log.warning("job %s (%s) not finished at shutdown: released", job.id, job.kind)
-            await _finish(self.db, job, status="queued", locked_by=None, locked_until=None)
+            await _finish(self.db, job, status=JobStatus.QUEUED, locked_by=None, locked_until=None)
 
     async def run_until_idle(self) -> None:
         """Run due jobs one by one until none is left (CLI and tests)."""
@@ -218,7 +237,8 @@ class Worker:
                 return
 
     async def _run_handler(self, job: Job) -> None:
-        handler = self.handlers.get(job.kind)
+        kind = kind_of(job)
+        handler = None if kind is None else self.handlers.get(kind)
         try:
             if handler is None:
                 raise LookupError(f"no handler for job kind {job.kind!r}")
@@ -229,16 +249,17 @@ class Worker:
             await self._after_error(job, error)
         else:
             # The payload may hold a response_url: useless once done, so not kept.
-            await _finish(self.db, job, status="done", payload={}, locked_until=None)
+            await _finish(self.db, job, status=JobStatus.DONE, payload={}, locked_until=None)
 
     async def _after_error(self, job: Job, error: Exception) -> None:
         reason = f"{type(error).__name__}: {error}"[:2000]
-        if job.attempts >= self.max_attempts:
+        if job.attempts >= self.retry.attempts:
             log.error(
                 "job %s (%s) gave up after %d attempts: %s", job.id, job.kind, job.attempts, reason
             )
-            await _finish(self.db, job, status="failed", payload={}, last_error=reason)
-            give_up = self.give_up.get(job.kind)
+            await _finish(self.db, job, status=JobStatus.FAILED, payload={}, last_error=reason)
+            kind = kind_of(job)
+            give_up = None if kind is None else self.give_up.get(kind)
             if give_up is not None:
                 await give_up(job, reason)
             return
@@ -250,13 +271,13 @@ class Worker:
             reason,
             exc_info=not isinstance(error, LookupError),
         )
-        await self._again(job, min(2.0**job.attempts, 60.0), reason)
+        await self._again(job, self.retry.wait(job.attempts), reason)
 
     async def _again(self, job: Job, delay: float, reason: str) -> None:
         await _finish(
             self.db,
             job,
-            status="queued",
+            status=JobStatus.QUEUED,
             locked_by=None,
             locked_until=None,
             last_error=reason[:2000],

@@ -13,7 +13,7 @@ from workflows.models import ApiToken, Job, ServiceAccount
 from workflows.policy import Policy
 from workflows.requests import load_request, snapshot
 from workflows.runtime import Runtime
-from workflows.states import UNDELIVERED, TokenState
+from workflows.states import UNDELIVERED, JobKind, TokenState
 from workflows.token_use import token_use
 
 UNREVOKED = (*UNDELIVERED, TokenState.DELIVERED)
@@ -35,14 +35,14 @@ async def _token(runtime: Runtime, token_id: int) -> ApiToken | None:
 
 
 async def _mark(
-    runtime: Runtime, token: ApiToken, state: str, action: str, **detail: object
+    runtime: Runtime, token: ApiToken, state: TokenState, action: str, **detail: object
 ) -> None:
     now = runtime.clock()
     async with runtime.db.transaction() as session:
         await session.execute(
             update(ApiToken)
             .where(col(ApiToken.id) == token.id)
-            .values(state=state, revoked_at=now if state == "revoked" else None)
+            .values(state=state, revoked_at=now if state == TokenState.REVOKED else None)
         )
         account = await session.get(ServiceAccount, token.account_id)
         audit.record(
@@ -63,7 +63,7 @@ async def revoke_token(runtime: Runtime, job: Job) -> None:
     now = runtime.clock()
     if (
         token is None
-        or token.state != "delivered"
+        or token.state != TokenState.DELIVERED
         or token.revoke_after is None
         or token.revoke_after > now
     ):
@@ -73,7 +73,11 @@ async def revoke_token(runtime: Runtime, job: Job) -> None:
         await runtime.atlassian.revoke_token(account.atlassian_account_id, token.atlassian_token_id)
     # A rotated-out token, or one its owner revoked as unused (the payload says which).
     await _mark(
-        runtime, token, "revoked", "token_revoked", why=job.payload.get("why", "rotated out")
+        runtime,
+        token,
+        TokenState.REVOKED,
+        "token_revoked",
+        why=job.payload.get("why", "rotated out"),
     )
 
 
@@ -102,7 +106,7 @@ async def _revoke_everything(runtime: Runtime, account: ServiceAccount, why: str
     for token in tokens:
         if token.state in IN_FLIGHT and token.label not in seen:
             continue
-        await _mark(runtime, token, "revoked", "token_revoked", why=why)
+        await _mark(runtime, token, TokenState.REVOKED, "token_revoked", why=why)
 
 
 async def revoke_all(runtime: Runtime, job: Job) -> None:
@@ -152,7 +156,7 @@ def schedule_expiry(
         if at > now:
             jobs.enqueue(
                 session,
-                "expiry_warning",
+                JobKind.EXPIRY_WARNING,
                 now=now,
                 request_id=request_id,
                 delay=at - now,
@@ -160,7 +164,7 @@ def schedule_expiry(
             )
     jobs.enqueue(
         session,
-        "token_expired",
+        JobKind.TOKEN_EXPIRED,
         now=now,
         request_id=request_id,
         delay=max(token.expires_at - now, timedelta(0)),
@@ -170,7 +174,7 @@ def schedule_expiry(
 
 async def expiry_warning(runtime: Runtime, job: Job) -> None:
     token = await _token(runtime, int(job.payload["token_id"]))
-    if token is None or token.state != "delivered" or token.revoke_after is not None:
+    if token is None or token.state != TokenState.DELIVERED or token.revoke_after is not None:
         return  # revoked or being rotated out: nothing to warn about
     assert job.request_id is not None and token.expires_at is not None
     # An unused token is better left to lapse: the warning says so when Atlassian shows it.
@@ -197,5 +201,5 @@ async def expiry_warning(runtime: Runtime, job: Job) -> None:
 
 async def token_expired(runtime: Runtime, job: Job) -> None:
     token = await _token(runtime, int(job.payload["token_id"]))
-    if token is not None and token.state == "delivered":
-        await _mark(runtime, token, "expired", "token_expired")
+    if token is not None and token.state == TokenState.DELIVERED:
+        await _mark(runtime, token, TokenState.EXPIRED, "token_expired")

@@ -18,9 +18,9 @@ from workflows.message_store import (
 )
 from workflows.models import Job, SlackMessage
 from workflows.ports import MessageRef, RequestSnapshot
-from workflows.requests import snapshot, transition
+from workflows.requests import snapshot
 from workflows.runtime import Runtime
-from workflows.states import Event
+from workflows.states import Event, transition
 
 MAX_REFRESH_ROUNDS = 5
 

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from workflows.states import RequestStatus
+from workflows.states import ENDED, JobStatus, RequestStatus, RevealStatus, TokenState
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -42,7 +42,11 @@ def json_column() -> Any:
     return Field(default_factory=list, sa_type=sa.JSON, nullable=False)
 
 
-LIVE_NAME = sa.text("status NOT IN ('denied', 'cancelled', 'expired', 'failed', 'deleted')")
+# A name is taken while its request has not ended. In the statuses' order, this is the text
+# migration 0003 wrote; a status added to ENDED needs a migration that rebuilds the index.
+LIVE_NAME = sa.text(
+    "status NOT IN (" + ", ".join(f"'{s.value}'" for s in RequestStatus if s in ENDED) + ")"
+)
 
 
 class ServiceAccountRequest(SQLModel, table=True):
@@ -95,7 +99,7 @@ class ServiceAccount(SQLModel, table=True):
     atlassian_account_id: str | None = Field(default=None, index=True, max_length=128)
     email: str | None = Field(default=None, max_length=320)
     granted_products: list[str] = json_column()
-    reveal_status: str = Field(default="locked", max_length=16)
+    reveal_status: str = Field(default=RevealStatus.LOCKED.value, max_length=16)
     revealed_at: datetime | None = utc_column(nullable=True)
     # Set when the owner's Slack account is found deactivated: admins must reassign or revoke.
     orphaned_at: datetime | None = utc_column(nullable=True)
@@ -120,7 +124,7 @@ class ApiToken(SQLModel, table=True):
     label: str = Field(unique=True, max_length=128)
     atlassian_token_id: str | None = Field(default=None, max_length=128)
     scopes: list[str] = json_column()
-    state: str = Field(default="minting", max_length=16)
+    state: str = Field(default=TokenState.MINTING.value, max_length=16)
     expires_at: datetime | None = utc_column(nullable=True)
     created_at: datetime = utc_column()
     delivered_at: datetime | None = utc_column(nullable=True)
@@ -146,7 +150,7 @@ class Decision(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     request_id: int = Field(foreign_key="service_account_request.id", index=True)
     approver_id: str = Field(max_length=32)
-    verdict: str = Field(max_length=12)  # approve | deny | break_glass
+    verdict: str = Field(max_length=12)  # a Verdict
     reason: str | None = Field(default=None, max_length=500)
     # Whether this approval counted when the quorum was last evaluated: an approver removed
     # from the approvers since no longer counts (and counts again if added back).
@@ -191,7 +195,7 @@ class Job(SQLModel, table=True):
     kind: str = Field(max_length=32)
     request_id: int | None = Field(default=None, index=True)
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
-    status: str = Field(default="queued", max_length=16)
+    status: str = Field(default=JobStatus.QUEUED.value, max_length=16)
     attempts: int = 0
     run_after: datetime = utc_column()
     locked_by: str | None = Field(default=None, max_length=64)
@@ -241,8 +245,18 @@ class Finding(SQLModel, table=True):
     state: str = Field(default="open", index=True, max_length=24)
     state_reason: str | None = Field(default=None, max_length=500)
     state_by: str | None = Field(default=None, max_length=32)
+    # Product keys the person has access to ("jira-software", "confluence"): the offer's
+    # request form starts with these products ticked.
+    products: list[str] = json_column()
+    # Set when an admin offers a service account: the person in Slack, and the token to replace.
+    slack_user_id: str | None = Field(default=None, max_length=32)
+    replaced_token_id: str | None = Field(default=None, max_length=128)
+    replaced_token_label: str | None = Field(default=None, max_length=255)
     # The service-account request offered in its place, once there is one.
     request_id: int | None = Field(default=None, foreign_key="service_account_request.id")
+    # The old token is revoked only once the person and an admin (someone else) both say so.
+    person_confirmed_at: datetime | None = utc_column(nullable=True)
+    admin_confirmed_by: str | None = Field(default=None, max_length=32)
     # False once a later run no longer flags the person (the row and its state stay).
     flagged: bool = True
     first_seen_at: datetime = utc_column()

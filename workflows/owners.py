@@ -11,7 +11,7 @@ from workflows.models import Job, ServiceAccount, ServiceAccountRequest
 from workflows.reconcile import reconcile
 from workflows.requests import snapshot
 from workflows.runtime import Runtime
-from workflows.states import RequestStatus
+from workflows.states import JobKind, RequestStatus
 
 HELD = (RequestStatus.ACTIVE.value, RequestStatus.REVOKED.value)  # accounts someone must own
 
@@ -57,7 +57,7 @@ async def owner_deactivated(runtime: Runtime, *, event_id: str, owner: str) -> b
         event_id=event_id,
         kind="user_change",
         now=runtime.clock(),
-        job="owner_left",
+        job=JobKind.OWNER_LEFT,
         payload={"owner": owner},
     )
     if taken:
@@ -105,7 +105,7 @@ async def _flag(runtime: Runtime, request_id: int, owner: str) -> None:
         audit.record(
             session, at=now, actor="sabot", action="owner_left", request_id=request_id, owner=owner
         )
-        jobs.enqueue(session, "orphan_alert", now=now, request_id=request_id)
+        jobs.enqueue(session, JobKind.ORPHAN_ALERT, now=now, request_id=request_id)
 
 
 async def orphan_alert(runtime: Runtime, job: Job) -> None:

@@ -14,18 +14,18 @@ from workflows import audit, jobs
 from workflows.message_store import APPROVAL_MESSAGE, REQUESTER_CARD, message_ref
 from workflows.models import Job
 from workflows.policy import Policy
-from workflows.requests import snapshot, transition
+from workflows.requests import snapshot
 from workflows.runtime import Runtime
-from workflows.states import Event, RequestStatus
+from workflows.states import Event, JobKind, RequestStatus, transition
 
 
 def schedule(session: AsyncSession, policy: Policy, request_id: int, now: datetime) -> None:
     """Queue the reminder, escalation and expiry of a newly pending request."""
     pending = policy.rules.pending
-    timers: list[tuple[str, timedelta | None]] = [
-        ("remind", pending.remind_after),
-        ("escalate", pending.escalate_after),
-        ("expire", pending.expire_after),
+    timers: list[tuple[JobKind, timedelta | None]] = [
+        (JobKind.REMIND, pending.remind_after),
+        (JobKind.ESCALATE, pending.escalate_after),
+        (JobKind.EXPIRE, pending.expire_after),
     ]
     for kind, delay in timers:
         if delay is not None:
@@ -86,7 +86,7 @@ async def expire(runtime: Runtime, job: Job) -> None:
         audit.record(
             session, at=now, actor="sabot", action="request_expired", request_id=job.request_id
         )
-        jobs.enqueue(session, "refresh", now=now, request_id=job.request_id)
+        jobs.enqueue(session, JobKind.REFRESH, now=now, request_id=job.request_id)
     runtime.jobs_queued()
     snap = await snapshot(runtime, job.request_id)
     card = await message_ref(runtime, job.request_id, REQUESTER_CARD)

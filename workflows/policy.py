@@ -260,11 +260,16 @@ def is_write(scope: str) -> bool:
 
 
 class Directory(Protocol):
-    """Who is in a user group, and who has left (Slack's usergroups.users.list, users.info)."""
+    """Who is in a user group, who has left, who has an email (Slack's usergroups.users.list,
+    users.info, users.lookupByEmail)."""
 
     async def members(self, group_id: str, *, fresh: bool = False) -> frozenset[str]: ...
 
     async def is_deactivated(self, user_id: str) -> bool: ...
+
+    async def user_by_email(self, email: str) -> str | None:
+        """The Slack user with this email, or None."""
+        ...
 
 
 @dataclass(frozen=True)

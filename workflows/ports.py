@@ -1,10 +1,13 @@
-"""How the domain talks to people, without knowing it is Slack.
+"""How the domain talks to people, without knowing it is Slack, and who watches it work.
 
-`bot/` implements `Notifier` with the Slack Web API; tests and the CLI may implement it otherwise.
+`bot/` implements `Notifier` with the Slack Web API, and `StepObserver` with metrics and log
+context; tests and the CLI may implement them otherwise.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -12,6 +15,7 @@ from typing import Protocol
 from pydantic import SecretStr
 
 from workflows.models import Decision, ServiceAccount, ServiceAccountRequest
+from workflows.states import Step
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,21 @@ class IdleAccount:
     live_tokens: int
 
 
+@dataclass(frozen=True)
+class Replacement:
+    """A service account offered in place of a person's own API token (a discovery finding)."""
+
+    account_id: str  # the person's Atlassian account
+    person_id: str  # the person in Slack
+    email: str
+    name: str
+    token_label: str  # the token to replace
+    offered_by: str
+    reasons: list[str]
+    request_ref: str | None = None  # SA-12, once the person has asked
+    service_account: str | None = None  # its name
+
+
 class Notifier(Protocol):
     async def post_approval_request(self, snapshot: RequestSnapshot) -> MessageRef: ...
 
@@ -153,6 +172,18 @@ class Notifier(Protocol):
         """DM the owner or an admin: this account is idle; Delete (admins) or Keep?"""
         ...
 
+    async def offer_replacement(self, offer: Replacement) -> None:
+        """DM the person: a service account in place of their token, with the form's button."""
+        ...
+
+    async def ask_to_revoke_old_token(
+        self, user_id: str, replacement: Replacement, as_admin: bool
+    ) -> None:
+        """DM the person or an admin: the new token is out; confirm the old one can go."""
+        ...
+
+    async def tell_old_token_revoked(self, user_id: str, replacement: Replacement) -> None: ...
+
     async def update_message(
         self, kind: str, ref: MessageRef, snapshot: RequestSnapshot
     ) -> None: ...
@@ -168,3 +199,17 @@ class Notifier(Protocol):
         ...
 
     async def reply(self, target: ReplyTarget, text: str) -> None: ...
+
+
+class StepObserver(Protocol):
+    """Told of each saga step while it runs: the block around its one call."""
+
+    def step(self, name: Step) -> AbstractAsyncContextManager[None]: ...
+
+
+class Unobserved:
+    """Nobody watches the steps (tests, the CLI)."""
+
+    @asynccontextmanager
+    async def step(self, name: Step) -> AsyncIterator[None]:
+        yield

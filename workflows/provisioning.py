@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 
 from sqlalchemy import select
 from sqlmodel import col
@@ -18,14 +17,11 @@ from workflows import audit, jobs
 from workflows.models import Job, ServiceAccount, ServiceAccountRequest
 from workflows.providers.atlassian import AtlassianError
 from workflows.providers.atlassian_contract import RemoteAccount
-from workflows.requests import load_request, transition
+from workflows.requests import load_request
 from workflows.runtime import Runtime
-from workflows.states import Event, RequestStatus
+from workflows.states import Event, JobKind, RequestStatus, RevealStatus, Step, transition
 
 log = logging.getLogger(__name__)
-
-# How long after a create's answer window Atlassian may still be listing the account it made.
-CREATE_SETTLE = timedelta(seconds=5)
 
 # -- the saga ---------------------------------------------------------------------------------
 
@@ -45,11 +41,10 @@ async def provision(runtime: Runtime, job: Job) -> None:
         await _ensure_created(runtime, request, account)
         await _ensure_granted(runtime, request, account)
     except CreateUnconfirmed as unknown:
-        retry = runtime.atlassian.retry
-        if unknown.transient and job.attempts < retry.attempts:
+        rule = runtime.retries.unconfirmed_create
+        if unknown.transient and job.attempts < rule.attempts:
             # Giving up now could leave an account nobody knows of: ask again a bit later.
-            delay = min(retry.max_delay, retry.base_delay * 2**job.attempts)
-            raise jobs.RetryLater(delay, unknown.reason) from None
+            raise jobs.RetryLater(rule.wait(job.attempts), unknown.reason) from None
         await _fail(runtime, request, unknown.reason, _maybe_made(request))
         return
     except AtlassianError as error:
@@ -58,7 +53,7 @@ async def provision(runtime: Runtime, job: Job) -> None:
     now = runtime.clock()
     async with runtime.db.transaction() as session:
         if await transition(session, job.request_id, Event.PROVISIONED, now):
-            account.reveal_status = "ready"
+            account.reveal_status = RevealStatus.READY
             session.add(account)
             audit.record(
                 session,
@@ -68,8 +63,8 @@ async def provision(runtime: Runtime, job: Job) -> None:
                 request_id=job.request_id,
                 email=account.email,
             )
-            jobs.enqueue(session, "refresh", now=now, request_id=job.request_id)
-            jobs.enqueue(session, "notify_ready", now=now, request_id=job.request_id)
+            jobs.enqueue(session, JobKind.REFRESH, now=now, request_id=job.request_id)
+            jobs.enqueue(session, JobKind.NOTIFY_READY, now=now, request_id=job.request_id)
     runtime.jobs_queued()
 
 
@@ -111,7 +106,7 @@ def description(request: ServiceAccountRequest, account: ServiceAccount) -> str:
 async def _ensure_created(
     runtime: Runtime, request: ServiceAccountRequest, account: ServiceAccount
 ) -> None:
-    retry, marker = runtime.atlassian.retry, description(request, account)
+    rule, marker = runtime.retries.create_account, description(request, account)
     if account.atlassian_account_id:
         return
     if account.create_started_at is not None:
@@ -120,21 +115,26 @@ async def _ensure_created(
         # coming, its account may not be listed yet, so a second create would make a twin.
         if await adopt(runtime, account, marker):
             return
-        settles = account.create_started_at + runtime.atlassian.answer_window + CREATE_SETTLE
+        settles = (
+            account.create_started_at
+            + runtime.atlassian.answer_window
+            + runtime.retries.create_settle
+        )
         if runtime.clock() < settles:
             wait = (settles - runtime.clock()).total_seconds()
             raise jobs.RetryLater(wait, "an earlier create may still be landing")
-    for attempt in range(1, retry.attempts + 1):
+    for attempt in range(1, rule.attempts + 1):
         # An earlier try may have created it before its answer was lost: adopt that one.
         if attempt > 1 and await adopt(runtime, account, marker):
             return
         await _mark_create_sent(runtime, account)
         try:
-            remote = await runtime.atlassian.create_service_account(account.name, marker)
+            async with runtime.steps.step(Step.CREATE_ACCOUNT):
+                remote = await runtime.atlassian.create_service_account(account.name, marker)
         except AtlassianError as error:
             if not error.transient:
                 raise
-            if attempt == retry.attempts:
+            if attempt == rule.attempts:
                 if await adopt(runtime, account, marker):
                     return  # the last answer was lost, but the account was made
                 raise AtlassianError(
@@ -143,7 +143,7 @@ async def _ensure_created(
                     status=error.status,
                     transient=True,
                 ) from None
-            await asyncio.sleep(retry.base_delay * 2 ** (attempt - 1))
+            await asyncio.sleep(rule.wait(attempt))
             continue
         await _record_created(runtime, account, remote, adopted=False)
         return
@@ -206,9 +206,10 @@ async def _ensure_granted(
     for product in request.products:
         if product in account.granted_products:
             continue
-        await runtime.atlassian.grant_product(
-            account.atlassian_account_id, product, runtime.cloud_id
-        )
+        async with runtime.steps.step(Step.GRANT_ACCESS):
+            await runtime.atlassian.grant_product(
+                account.atlassian_account_id, product, runtime.cloud_id
+            )
         async with runtime.db.transaction() as session:
             account.granted_products = [*account.granted_products, product]
             session.add(account)
@@ -261,10 +262,10 @@ async def _fail(runtime: Runtime, request: ServiceAccountRequest, reason: str, l
             reason=reason,
             left=left,
         )
-        jobs.enqueue(session, "refresh", now=now, request_id=request.id)
+        jobs.enqueue(session, JobKind.REFRESH, now=now, request_id=request.id)
         jobs.enqueue(
             session,
-            "thread_note",
+            JobKind.THREAD_NOTE,
             now=now,
             request_id=request.id,
             payload={"text": f"Provisioning {request.short_id} failed: {reason}. {left}"},
@@ -274,7 +275,7 @@ async def _fail(runtime: Runtime, request: ServiceAccountRequest, reason: str, l
             f"but provisioning failed: {reason}. {left} You can ask again once this is fixed."
         )
         jobs.enqueue(
-            session, "tell_requester", now=now, request_id=request.id, payload={"text": told}
+            session, JobKind.TELL_REQUESTER, now=now, request_id=request.id, payload={"text": told}
         )
     runtime.jobs_queued()
 

@@ -22,8 +22,7 @@ from workflows.clock import Clock
 from workflows.db import Database, rowcount
 from workflows.models import ServiceAccount, ServiceAccountRequest
 from workflows.providers.atlassian_contract import LIST_PAGE_LIMIT, RemoteAccount
-from workflows.requests import transition
-from workflows.states import Event, RequestStatus
+from workflows.states import Event, JobKind, RequestStatus, transition
 
 ACTOR = "sabot-reconcile"
 REMOTE_DELETED = "deleted"  # Atlassian keeps a deleted account listed for 14 days
@@ -312,7 +311,7 @@ async def _mark_deleted(db: Database, m: Mismatch, now: datetime, report: Reconc
             previous_status=record.status,
             atlassian_id=record.atlassian_id,
         )
-        jobs.enqueue(session, "refresh", now=now, request_id=record.request_id)
+        jobs.enqueue(session, JobKind.REFRESH, now=now, request_id=record.request_id)
     report.marked_deleted.append(record.request_id)
 
 

@@ -16,9 +16,10 @@ from sqlmodel import col
 from workflows import jobs
 from workflows.db import Database, rowcount
 from workflows.models import RecurringTask
+from workflows.states import JobKind
 
 
-async def _ensure_row(db: Database, name: str, now: datetime) -> None:
+async def _ensure_row(db: Database, name: JobKind, now: datetime) -> None:
     try:
         async with db.transaction() as session:
             if await session.get(RecurringTask, name) is None:
@@ -27,7 +28,9 @@ async def _ensure_row(db: Database, name: str, now: datetime) -> None:
         pass  # another replica inserted it first
 
 
-async def queue_due(db: Database, now: datetime, *, tasks: Mapping[str, timedelta]) -> list[str]:
+async def queue_due(
+    db: Database, now: datetime, *, tasks: Mapping[JobKind, timedelta]
+) -> list[JobKind]:
     """Queue each task whose time has come; return the ones this caller queued."""
     queued = []
     for name, interval in tasks.items():

@@ -2,40 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from workflows import audit, jobs
-from workflows.db import rowcount
 from workflows.errors import Conflict, FormInvalid, NotAllowed, NotFound, UserError
 from workflows.models import Decision, ServiceAccount, ServiceAccountRequest
 from workflows.ports import RequestSnapshot
 from workflows.runtime import Runtime
-from workflows.states import ENDED, Event, next_status, sources_of
+from workflows.states import ENDED, Event, JobKind, transition
 from workflows.validation import RequestForm, ValidRequest, validate
-
-APPROVE, DENY = "approve", "deny"
-
-
-async def transition(
-    session: AsyncSession, request_id: int, event: Event, now: datetime, **values: object
-) -> bool:
-    """Apply `event` if the request is in a status that allows it. False if it is not."""
-    sources = sources_of(event)
-    target = next_status(sources[0], event)
-    result = await session.execute(
-        update(ServiceAccountRequest)
-        .where(
-            col(ServiceAccountRequest.id) == request_id,
-            col(ServiceAccountRequest.status).in_([s.value for s in sources]),
-        )
-        .values(status=target.value, updated_at=now, **values)
-    )
-    return bool(rowcount(result))
 
 
 async def load_request(session: AsyncSession, request_id: int) -> ServiceAccountRequest:
@@ -178,7 +156,7 @@ async def _store(
             scopes=clean.scopes,
             lifetime_days=clean.lifetime_days,
         )
-        jobs.enqueue(session, "announce", now=now, request_id=request.id)
+        jobs.enqueue(session, JobKind.ANNOUNCE, now=now, request_id=request.id)
     return request
 
 
@@ -199,7 +177,7 @@ async def cancel(runtime: Runtime, request_id: int, user_id: str) -> ServiceAcco
         audit.record(
             session, at=now, actor=user_id, action="request_cancelled", request_id=request_id
         )
-        jobs.enqueue(session, "refresh", now=now, request_id=request_id)
+        jobs.enqueue(session, JobKind.REFRESH, now=now, request_id=request_id)
     runtime.jobs_queued()
     return request
 
@@ -223,8 +201,8 @@ async def retry(runtime: Runtime, request_id: int, user_id: str) -> ServiceAccou
             audit.record(
                 session, at=now, actor=user_id, action="provisioning_retried", request_id=request_id
             )
-            jobs.enqueue(session, "provision", now=now, request_id=request_id)
-            jobs.enqueue(session, "refresh", now=now, request_id=request_id)
+            jobs.enqueue(session, JobKind.PROVISION, now=now, request_id=request_id)
+            jobs.enqueue(session, JobKind.REFRESH, now=now, request_id=request_id)
     except IntegrityError:  # the live-name index: someone asked for the name since
         raise Conflict(
             f"Another request has taken the name `{request.name}` since; "

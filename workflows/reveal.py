@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from workflows import audit, jobs
+from workflows import audit, jobs, replacement
 from workflows.db import rowcount
 from workflows.errors import Conflict, NotAllowed
 from workflows.lifecycle import schedule_expiry
@@ -32,7 +32,14 @@ from workflows.providers.atlassian import AtlassianError, MintRefused
 from workflows.providers.atlassian_contract import MintedToken
 from workflows.requests import load_request, locked_request
 from workflows.runtime import Runtime
-from workflows.states import UNDELIVERED, RequestStatus, RevealStatus, TokenState
+from workflows.states import (
+    UNDELIVERED,
+    JobKind,
+    RequestStatus,
+    RevealStatus,
+    Step,
+    TokenState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +98,7 @@ async def request_reveal(runtime: Runtime, request_id: int, target: ReplyTarget)
         )
         jobs.enqueue(
             session,
-            "reveal",
+            JobKind.REVEAL,
             now=now,
             request_id=request_id,
             payload={
@@ -216,7 +223,8 @@ async def _deliver(run: _Reveal, token: ApiToken, minted: MintedToken) -> None:
     if not await _still_wanted(run, token):
         raise _Overtaken
     try:
-        await runtime.notifier.deliver_token(run.target, delivery)
+        async with runtime.steps.step(Step.DELIVER_TOKEN):
+            await runtime.notifier.deliver_token(run.target, delivery)
     except Exception as error:
         log.warning(
             "token delivery for %s failed (%s); revoking it", request.short_id, type(error).__name__
@@ -240,29 +248,30 @@ async def _mint(run: _Reveal, lifetime: int) -> tuple[ApiToken, MintedToken]:
     by its unique label, whatever an earlier try may have minted, then mints under a new label.
     """
     runtime = run.runtime
-    retry, attempt = runtime.atlassian.retry, 1
+    rule, attempt = runtime.retries.mint_token, 1
     # Left by a run of this job that crashed (Reveal is this run's alone while it is revealing).
     await revoke_undelivered(runtime, run.account)
     while True:
         token = await _start_mint(run, lifetime)
         try:
-            minted = await runtime.atlassian.mint_token(
-                run.account.atlassian_account_id or "",
-                token.label,
-                token.scopes,
-                token.expires_at or runtime.clock(),
-                account_id=run.account.atlassian_id,
-            )
+            async with runtime.steps.step(Step.MINT_TOKEN):
+                minted = await runtime.atlassian.mint_token(
+                    run.account.atlassian_account_id or "",
+                    token.label,
+                    token.scopes,
+                    token.expires_at or runtime.clock(),
+                    account_id=run.account.atlassian_id,
+                )
         except MintRefused as refused:
             # Not a passing failure, and no other route mints: trying again would fail again.
             await _manual_step(run, token, refused)
             raise _Handled from None
         except AtlassianError as error:
-            if not error.transient or attempt >= retry.attempts:
+            if not error.transient or attempt >= rule.attempts:
                 await _mint_failed(run, error, attempt)
                 raise _Handled from None
             log.info("mint for %s failed (%s); trying again", run.request.short_id, error)
-            await asyncio.sleep(retry.base_delay * 2 ** (attempt - 1))
+            await asyncio.sleep(rule.wait(attempt))
             await _discard_mine(run, "a mint that may have failed half-way")
             attempt += 1
             continue
@@ -389,12 +398,12 @@ async def _manual_step(run: _Reveal, token: ApiToken, refused: MintRefused) -> N
             )
             jobs.enqueue(
                 session,
-                "manual_token",
+                JobKind.MANUAL_TOKEN,
                 now=now,
                 request_id=account.request_id,
                 payload={"token_id": token.id, "reason": refused.reason[:500]},
             )
-            jobs.enqueue(session, "refresh", now=now, request_id=account.request_id)
+            jobs.enqueue(session, JobKind.REFRESH, now=now, request_id=account.request_id)
     if not wanted:  # a revoke took Reveal meanwhile; nothing was minted
         current, _ = await account_of(runtime, request.id or 0)
         await _tell(run, f"{current.short_id} (`{current.name}`) is {current.status} now.")
@@ -459,8 +468,9 @@ async def _delivered(run: _Reveal, token: ApiToken) -> bool:
             label=token.label,
             expires_at=token.expires_at.isoformat() if token.expires_at else None,
         )
-        jobs.enqueue(session, "refresh", now=now, request_id=account.request_id)
+        jobs.enqueue(session, JobKind.REFRESH, now=now, request_id=account.request_id)
         schedule_expiry(session, runtime.policy, token, account.request_id, now)
+        await replacement.on_token_delivered(session, account.request_id, now)
     runtime.jobs_queued()
     return True
 

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from workflows.clock import Clock, system_clock
 from workflows.db import Database
 from workflows.policy import Policy
-from workflows.ports import Notifier
+from workflows.ports import Notifier, StepObserver, Unobserved
 from workflows.providers.atlassian import AtlassianAdmin
 from workflows.quota import Usage, usage
+from workflows.retries import SHIPPED, FailurePolicy
 
 
 def _nothing() -> None:
@@ -29,6 +30,9 @@ class Runtime:
     jobs_queued: Callable[[], None] = field(default=_nothing)
     # The organisation's quota when the policy does not say (ATLASSIAN_SERVICE_ACCOUNT_LIMIT).
     service_account_limit: int = 5
+    # How often the saga's steps try again (the same policy as the Atlassian client's).
+    retries: FailurePolicy = SHIPPED
+    steps: StepObserver = field(default_factory=Unobserved)
 
     async def quota_usage(self) -> Usage:
         """The organisation's service accounts against its limit (see workflows.quota)."""

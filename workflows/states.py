@@ -1,12 +1,19 @@
-"""The life of a service-account request, as one table.
+"""Every lifecycle sabot keeps, named in one place, and the life of a request as one table.
 
-Every change of status goes through `next_status`, and the database applies it as a conditional
-update (`... WHERE status = :expected`), so two clicks or two replicas can never both win.
+A request changes status only through `transition`, which the database applies as a conditional
+update (`... WHERE status IN (:sources)`), so two clicks or two replicas can never both win.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from workflows.db import rowcount
 
 
 class RequestStatus(StrEnum):
@@ -60,8 +67,44 @@ TRANSITIONS: dict[tuple[RequestStatus, Event], RequestStatus] = {
     (S.FAILED, E.DELETE): S.DELETED,
 }
 
-# A name stays taken while a request or account in one of these is alive.
+# A request in one of these is over: its name may be asked for again (see models.LIVE_NAME).
 ENDED: frozenset[RequestStatus] = frozenset({S.DENIED, S.CANCELLED, S.EXPIRED, S.FAILED, S.DELETED})
+
+
+def sources_of(event: Event) -> list[RequestStatus]:
+    """Every status from which `event` is allowed."""
+    return [source for (source, ev) in TRANSITIONS if ev == event]
+
+
+async def transition(
+    session: AsyncSession, request_id: int, event: Event, now: datetime, **values: object
+) -> bool:
+    """Apply `event` if the request is in a status that allows it. False if it is not.
+
+    One UPDATE for every source of the event: right because each event has one destination."""
+    # The models name their defaults and the live-name index after this module's statuses, so
+    # they are imported when first needed, not while this module loads.
+    from workflows.models import ServiceAccountRequest
+
+    sources = sources_of(event)
+    target = TRANSITIONS[(sources[0], event)]
+    result = await session.execute(
+        update(ServiceAccountRequest)
+        .where(
+            col(ServiceAccountRequest.id) == request_id,
+            col(ServiceAccountRequest.status).in_([s.value for s in sources]),
+        )
+        .values(status=target.value, updated_at=now, **values)
+    )
+    return bool(rowcount(result))
+
+
+class Verdict(StrEnum):
+    """One person's decision on a pending request (`decision.verdict`)."""
+
+    APPROVE = "approve"
+    DENY = "deny"
+    BREAK_GLASS = "break_glass"  # the requester approved their own, in an emergency
 
 
 class RevealStatus(StrEnum):
@@ -97,26 +140,65 @@ UNDELIVERED: frozenset[TokenState] = frozenset(
 )
 
 
-class IllegalTransition(Exception):
-    """The event does not apply to a request in this status."""
+class Step(StrEnum):
+    """The saga's steps that act at Atlassian or in Slack, as metrics and log lines name them."""
 
-    def __init__(self, status: RequestStatus, event: Event) -> None:
-        super().__init__(f"cannot {event.value} a request that is {status.value}")
-        self.status = status
-        self.event = event
-
-
-def next_status(status: RequestStatus, event: Event) -> RequestStatus:
-    """The status after `event`, or IllegalTransition."""
-    try:
-        return TRANSITIONS[(status, event)]
-    except KeyError:
-        raise IllegalTransition(status, event) from None
+    CREATE_ACCOUNT = "create_account"
+    GRANT_ACCESS = "grant_access"
+    MINT_TOKEN = "mint_token"
+    DELIVER_TOKEN = "deliver_token"
 
 
-def sources_of(event: Event) -> list[RequestStatus]:
-    """Every status from which `event` is allowed."""
-    return [source for (source, ev) in TRANSITIONS if ev == event]
+class JobStatus(StrEnum):
+    """Where a queued job stands (`job.status`)."""
+
+    QUEUED = "queued"  # waiting for its time, or handed back to be tried again
+    RUNNING = "running"  # claimed by a worker, under a lease it renews while it runs
+    DONE = "done"
+    FAILED = "failed"  # gave up after its last attempt
+
+
+class JobKind(StrEnum):
+    """What a job does (`job.kind`, and a recurring task's name); each has one handler."""
+
+    # A request's Slack messages
+    ANNOUNCE = "announce"
+    REFRESH = "refresh"
+    THREAD_NOTE = "thread_note"
+    TELL_REQUESTER = "tell_requester"
+    TELL_APPROVERS = "tell_approvers"
+    NOTIFY_READY = "notify_ready"
+    BREAK_GLASS_ALERT = "break_glass_alert"
+    # A pending request's timers
+    REMIND = "remind"
+    ESCALATE = "escalate"
+    EXPIRE = "expire"
+    # Work at Atlassian
+    PROVISION = "provision"
+    REVEAL = "reveal"
+    MANUAL_TOKEN = "manual_token"
+    REVOKE_TOKEN = "revoke_token"
+    REVOKE_ALL = "revoke_all"
+    DELETE_ACCOUNT = "delete_account"
+    # An account's tokens over time
+    OFFER_TOKEN = "offer_token"
+    EXPIRY_WARNING = "expiry_warning"
+    TOKEN_EXPIRED = "token_expired"
+    # Owners who left, and what Atlassian holds that sabot does not know
+    CHECK_OWNERS = "check_owners"
+    OWNER_LEFT = "owner_left"
+    ORPHAN_ALERT = "orphan_alert"
+    RECONCILE_REPORT = "reconcile_report"
+    # Idle credentials
+    IDLE_CREDENTIALS = "idle_credentials"
+    ASK_IDLE_TOKEN = "ask_idle_token"
+    PROPOSE_DELETION = "propose_deletion"
+    # A person's own API token replaced by a service account (discovery findings)
+    OFFER_REPLACEMENT = "offer_replacement"
+    CONFIRM_REPLACEMENT = "confirm_replacement"
+    REVOKE_HUMAN_TOKEN = "revoke_human_token"
+    # Housekeeping
+    FORGET_OLD_EVENTS = "forget_old_events"
 
 
 class FindingState(StrEnum):

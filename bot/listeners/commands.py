@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -20,7 +20,10 @@ from bot.views import accounts as views
 from bot.views import discovery as discovery_view
 from bot.views.help import unknown_subcommand, usage
 from workflows import accounts, discovery, requests
+from workflows.accounts import AccountFilter
 from workflows.errors import UserError
+from workflows.runtime import Runtime
+from workflows.states import FindingState
 
 
 @dataclass
@@ -34,9 +37,15 @@ class Call:
     respond: AsyncRespond
     client: AsyncWebClient
 
+    subcommand: str = "help"
+
     @property
     def user(self) -> str:
         return str(self.command["user_id"])
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.services.runtime
 
     @property
     def name(self) -> str:
@@ -52,125 +61,127 @@ class Call:
         await self.respond(text=text, blocks=shown, response_type="ephemeral")
 
 
+Subcommand = Callable[[Call], Awaitable[None]]
+T = TypeVar("T")
+
+
+def subcommand(
+    parse: Callable[[Call], T], *, urgent: bool = False
+) -> Callable[[Callable[[Call, T], Coroutine[Any, Any, None]]], Subcommand]:
+    """`parse` checks the words before the ack (a bad word is the ack's one line, nothing
+    else happens); the work runs after it, its errors answered ephemerally. `urgent`: the work
+    opens a modal, whose trigger_id lives 3 s."""
+
+    def make(work: Callable[[Call, T], Coroutine[Any, Any, None]]) -> Subcommand:
+        async def run(call: Call) -> None:
+            parsed = parse(call)
+            await call.ack()
+            call.later(work(call, parsed), urgent=urgent)
+
+        return run
+
+    return make
+
+
+def _nothing(call: Call) -> None:
+    if call.words:
+        raise UserError(f"Usage: `{call.name} {call.subcommand}` (admins)")
+
+
+def _ignored(call: Call) -> None:
+    return None
+
+
+def _request_id(call: Call) -> int:
+    if len(call.words) != 1:
+        raise UserError(f"Usage: `{call.name} {call.subcommand} SA-12`")
+    return requests.parse_short_id(call.words[0])
+
+
+def _account(call: Call) -> str:
+    return name_and_flags(call.words, call.subcommand)[0]
+
+
+def _account_and_now(call: Call) -> tuple[str, bool]:
+    name, flags = name_and_flags(call.words, call.subcommand, ("--now",))
+    return name, "--now" in flags
+
+
+def _finding_state(call: Call) -> FindingState | None:
+    if len(call.words) > 1:
+        raise UserError(f"Usage: `{call.name} findings [STATE]` (admins)")
+    return discovery.parse_state(call.words[0]) if call.words else None
+
+
 async def _help(call: Call) -> None:
     await call.ack(text=usage(call.name))
 
 
-async def _request(call: Call) -> None:
-    await call.ack()
-    # trigger_id lives 3 seconds: open the modal right after the ack, before anything slow.
-    form = open_request_form(
-        call.services, call.client, call.command["trigger_id"], call.command.get("channel_id")
-    )
-    call.later(form, urgent=True)
+@subcommand(_ignored, urgent=True)
+async def _request(call: Call, _: None) -> None:
+    channel = call.command.get("channel_id")
+    await open_request_form(call.services, call.client, call.command["trigger_id"], channel)
 
 
-async def _cancel(call: Call) -> None:
-    if len(call.words) != 1:
-        raise UserError(f"Usage: `{call.name} cancel SA-12`")
-    request_id = requests.parse_short_id(call.words[0])
-    await call.ack()
-
-    async def work() -> None:
-        request = await requests.cancel(call.services.runtime, request_id, call.user)
-        await call.respond(f"{request.short_id} is cancelled.")
-
-    call.later(work())
+@subcommand(_request_id)
+async def _cancel(call: Call, request_id: int) -> None:
+    request = await requests.cancel(call.runtime, request_id, call.user)
+    await call.respond(f"{request.short_id} is cancelled.")
 
 
-async def _retry(call: Call) -> None:
-    if len(call.words) != 1:
-        raise UserError(f"Usage: `{call.name} retry SA-12`")
-    request_id = requests.parse_short_id(call.words[0])
-    await call.ack()
-
-    async def work() -> None:
-        request = await requests.retry(call.services.runtime, request_id, call.user)
-        await call.respond(f"Provisioning {request.short_id} (`{request.name}`) again.")
-
-    call.later(work())
+@subcommand(_request_id)
+async def _retry(call: Call, request_id: int) -> None:
+    request = await requests.retry(call.runtime, request_id, call.user)
+    await call.respond(f"Provisioning {request.short_id} (`{request.name}`) again.")
 
 
-async def _list(call: Call) -> None:
-    flt = list_filter(call.words)
-    await call.ack()
-
-    async def work() -> None:
-        page = await accounts.list_accounts(call.services.runtime, call.user, flt)
-        await call.show(*views.account_list(page, flt))
-
-    call.later(work())
+@subcommand(lambda call: list_filter(call.words))
+async def _list(call: Call, flt: AccountFilter) -> None:
+    page = await accounts.list_accounts(call.runtime, call.user, flt)
+    await call.show(*views.account_list(page, flt))
 
 
-async def _show(call: Call) -> None:
-    name, _ = name_and_flags(call.words, "show")
-    await call.ack()
-
-    async def work() -> None:
-        await call.show(
-            *views.account_details(await accounts.details(call.services.runtime, name, call.user))
-        )
-
-    call.later(work())
+@subcommand(_account)
+async def _show(call: Call, name: str) -> None:
+    await call.show(*views.account_details(await accounts.details(call.runtime, name, call.user)))
 
 
-async def _audit(call: Call) -> None:
-    name, _ = name_and_flags(call.words, "audit")
-    await call.ack()
-
-    async def work() -> None:
-        await call.show(
-            *views.account_audit(await accounts.details(call.services.runtime, name, call.user))
-        )
-
-    call.later(work())
+@subcommand(_account)
+async def _audit(call: Call, name: str) -> None:
+    await call.show(*views.account_audit(await accounts.details(call.runtime, name, call.user)))
 
 
-async def _rotate(call: Call) -> None:
-    name, flags = name_and_flags(call.words, "rotate", ("--now",))
-    await call.ack()
-    call.later(rotate_and_tell(call.services, name, call.user, call.show, "--now" in flags))
+@subcommand(_account_and_now)
+async def _rotate(call: Call, given: tuple[str, bool]) -> None:
+    await rotate_and_tell(call.services, given[0], call.user, call.show, given[1])
 
 
-async def _token(call: Call) -> None:
-    name, _ = name_and_flags(call.words, "token")
-    await call.ack()
-    call.later(rotate_and_tell(call.services, name, call.user, call.show, False))
+@subcommand(_account)
+async def _token(call: Call, name: str) -> None:
+    await rotate_and_tell(call.services, name, call.user, call.show, False)
 
 
-async def _confirming(call: Call, action: str) -> None:
-    name, _ = name_and_flags(call.words, action)
-    await call.ack()
-
-    async def work() -> None:
-        # Unknown names and wrong rights get their one line now, not a prompt that fails later.
-        row = await accounts.check_allowed(call.services.runtime, name, call.user, action)
-        await call.show(*views.confirm(action, row))
-
-    call.later(work())
+@subcommand(_account)
+async def _confirming(call: Call, name: str) -> None:
+    """revoke and delete: unknown names and wrong rights get their one line now, not a
+    prompt that fails later."""
+    row = await accounts.check_allowed(call.runtime, name, call.user, call.subcommand)
+    await call.show(*views.confirm(call.subcommand, row))
 
 
-async def _revoke(call: Call) -> None:
-    await _confirming(call, "revoke")
+@subcommand(_nothing)
+async def _discover(call: Call, _: None) -> None:
+    report = await discovery.discover_for(call.runtime, call.user)
+    await call.show(*discovery_view.discovery_summary(report))
 
 
-async def _delete(call: Call) -> None:
-    await _confirming(call, "delete")
+@subcommand(_finding_state)
+async def _findings(call: Call, state: FindingState | None) -> None:
+    rows = await discovery.findings_for(call.runtime, call.user, state)
+    await call.show(*discovery_view.findings_list(rows, state))
 
 
-async def _discover(call: Call) -> None:
-    if call.words:
-        raise UserError(f"Usage: `{call.name} discover` (admins)")
-    await call.ack()
-
-    async def work() -> None:
-        report = await discovery.discover_for(call.services.runtime, call.user)
-        await call.show(*discovery_view.discovery_summary(report))
-
-    call.later(work())
-
-
-SUBCOMMANDS: dict[str, Callable[[Call], Awaitable[None]]] = {
+SUBCOMMANDS: dict[str, Subcommand] = {
     "help": _help,
     "request": _request,
     "cancel": _cancel,
@@ -180,9 +191,10 @@ SUBCOMMANDS: dict[str, Callable[[Call], Awaitable[None]]] = {
     "audit": _audit,
     "rotate": _rotate,
     "token": _token,
-    "revoke": _revoke,
-    "delete": _delete,
+    "revoke": _confirming,
+    "delete": _confirming,
     "discover": _discover,
+    "findings": _findings,
 }
 
 
@@ -195,11 +207,11 @@ async def service_account(
 ) -> None:
     """`/service-account SUBCOMMAND ...`: help with nothing, a clear line for a bad word."""
     words = (command.get("text") or "").split()
-    subcommand = words[0].lower() if words else "help"
-    call = Call(ack, command, words[1:], services_of(context), respond, client)
-    run = SUBCOMMANDS.get(subcommand)
+    word = words[0].lower() if words else "help"
+    call = Call(ack, command, words[1:], services_of(context), respond, client, word)
+    run = SUBCOMMANDS.get(word)
     if run is None:
-        await ack(text=unknown_subcommand(call.name, subcommand))
+        await ack(text=unknown_subcommand(call.name, word))
         return
     try:
         await run(call)

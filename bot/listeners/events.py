@@ -11,17 +11,11 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.command_args import USER_ID
-from bot.services import Services, services_of
-from bot.views.home import home_view
-from workflows.home import home_for
+from bot.replies import publish_home
+from bot.services import services_of
 from workflows.owners import owner_deactivated
 
 EVENT_ID = re.compile(r"^Ev[A-Za-z0-9]{4,60}$")
-
-
-async def publish_home(services: Services, client: AsyncWebClient, user_id: str) -> None:
-    home = await home_for(services.runtime, user_id)
-    await client.views_publish(user_id=user_id, view=home_view(home))
 
 
 async def app_home_opened(

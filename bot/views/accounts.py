@@ -26,7 +26,9 @@ from bot.views.request_messages import every_scope
 from bot.views.text import clip, escape, mention, when
 from workflows.accounts import AccountDetails, AccountFilter, AccountPage, AccountRow
 from workflows.catalog import Product
+from workflows.models import ServiceAccountRequest
 from workflows.ports import RequestSnapshot, TokenUse
+from workflows.states import TokenState
 
 HISTORY_SHOWN = 40
 
@@ -121,7 +123,7 @@ def _tokens(details: AccountDetails) -> str:
         f"{when(t.expires_at) if t.expires_at else '?'}"
         + (
             f", revoked after {when(t.revoke_after)}"
-            if t.revoke_after and t.state == "delivered"
+            if t.revoke_after and t.state == TokenState.DELIVERED
             else ""
         )
         for t in details.tokens
@@ -324,4 +326,15 @@ def reveal_here(request_id: int) -> ActionsBlock:
                 style="primary",
             )
         ]
+    )
+
+
+def revoking_text(request: ServiceAccountRequest) -> str:
+    return f"Revoking every token of `{escape(request.name)}` ({request.short_id})."
+
+
+def deleting_text(request: ServiceAccountRequest) -> str:
+    return (
+        f"Deleting `{escape(request.name)}` ({request.short_id}): its tokens are revoked first; "
+        "Atlassian keeps it for 14 days."
     )

@@ -19,6 +19,7 @@ from bot.views.text import SECTION_MAX, escape, listed, mention, when
 from workflows.accounts import AccountRow
 from workflows.home import Home
 from workflows.models import ServiceAccountRequest
+from workflows.states import RequestStatus
 
 
 def _note(text: str) -> ContextBlock:
@@ -33,7 +34,7 @@ def _account(row: AccountRow) -> SectionBlock:
         action_id=one_of_many(ActionId.ROTATE, row.request_id),
         value=f"SA-{row.request_id}",
     )
-    return SectionBlock(text=text, accessory=rotate if row.status == "active" else None)
+    return SectionBlock(text=text, accessory=rotate if row.status == RequestStatus.ACTIVE else None)
 
 
 def _request(request: ServiceAccountRequest) -> SectionBlock:

@@ -7,6 +7,8 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, SectionB
 from bot.ids import ActionId
 from bot.views.accounts import unused_text
 from bot.views.text import clip, escape, mention
+from workflows.idle import Decided
+from workflows.policy import Lifecycle
 from workflows.ports import IdleAccount, IdleToken
 
 SECTION_MAX = 3000
@@ -67,3 +69,26 @@ def deletion_proposal(idle: IdleAccount, can_delete: bool) -> tuple[str, list[Bl
         SectionBlock(text=clip(text, SECTION_MAX)),
         ActionsBlock(elements=buttons),
     ]
+
+
+def token_kept(done: Decided, rules: Lifecycle) -> str:
+    return (
+        f":ok_hand: Kept the token `{escape(done.label)}` of `{escape(done.account_name)}` "
+        f"(SA-{done.request_id}). I will not ask again unless it goes unused for another "
+        f"{rules.idle_token_days} days."
+    )
+
+
+def token_revoking(done: Decided) -> str:
+    return (
+        f":no_entry: Revoking the token `{escape(done.label)}` of `{escape(done.account_name)}` "
+        f"(SA-{done.request_id}) at Atlassian now; whatever still used it stops working. The "
+        "account stays: `token` gets a new one."
+    )
+
+
+def account_kept(done: Decided, rules: Lifecycle) -> str:
+    return (
+        f":ok_hand: Kept `{escape(done.account_name)}` (SA-{done.request_id}). It is not "
+        f"proposed for deletion again for {rules.idle_account_days} days."
+    )

@@ -1,10 +1,15 @@
-"""Small modals that ask for a reason: denying, and breaking glass."""
+"""Small modals that ask for a reason: denying, breaking glass, dismissing a finding."""
 
 from __future__ import annotations
 
 import json
 
-from slack_sdk.models.blocks import InputBlock, PlainTextInputElement, SectionBlock
+from slack_sdk.models.blocks import (
+    InputBlock,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+)
 from slack_sdk.models.views import View
 
 from bot.ids import BlockId, CallbackId
@@ -46,5 +51,26 @@ def break_glass_modal(request_id: int) -> View:
         blocks=[
             SectionBlock(text=warning),
             _reason_input(BlockId.BREAK_GLASS_REASON, "Why can this not wait?"),
+        ],
+    )
+
+
+def dismiss_finding_modal(account_id: str) -> View:
+    """Why an admin judges a discovery finding fine (kept in the audit trail)."""
+    return View(
+        type="modal",
+        callback_id=CallbackId.FINDING_DISMISS,
+        title="Dismiss finding",
+        submit="Dismiss",
+        close="Back",
+        private_metadata=json.dumps({"account_id": account_id}),
+        blocks=[
+            SectionBlock(
+                text=PlainTextObject(
+                    text="The person stays as they are; a later discovery run keeps the "
+                    "finding dismissed. The reason is kept in the audit trail."
+                )
+            ),
+            _reason_input(BlockId.DISMISS_REASON, "Why is this fine?"),
         ],
     )

@@ -32,7 +32,7 @@ from bot.views.text import (
 from workflows.catalog import Product
 from workflows.models import Decision
 from workflows.ports import RequestSnapshot
-from workflows.states import RequestStatus
+from workflows.states import RequestStatus, RevealStatus, Verdict
 
 S = RequestStatus
 
@@ -82,7 +82,7 @@ def details(snap: RequestSnapshot) -> list[Block]:
 
 
 def _approved_by(snap: RequestSnapshot) -> str:
-    glass = [d for d in snap.decisions if d.verdict == "break_glass"]
+    glass = [d for d in snap.decisions if d.verdict == Verdict.BREAK_GLASS]
     if glass:
         return (
             f" by {mention(glass[0].approver_id)} with BREAK-GLASS: {escape(_glass_reason(snap))}"
@@ -92,7 +92,7 @@ def _approved_by(snap: RequestSnapshot) -> str:
 
 
 def _approvals(snap: RequestSnapshot, *, counted: bool) -> list[Decision]:
-    return [d for d in snap.decisions if d.verdict == "approve" and d.counts == counted]
+    return [d for d in snap.decisions if d.verdict == Verdict.APPROVE and d.counts == counted]
 
 
 def _pending_line(snap: RequestSnapshot) -> str:
@@ -125,7 +125,7 @@ def status_line(snap: RequestSnapshot) -> str:
     line = lines[S(r.status)]
     if account is not None and account.revealed_at is not None:
         line += f"\n:key: Token revealed at {when(account.revealed_at)}"
-    if account is not None and account.reveal_status == "manual":
+    if account is not None and account.reveal_status == RevealStatus.MANUAL:
         line += "\n:wrench: Atlassian refused the token mint: an admin is making it by hand"
     return line
 
@@ -182,7 +182,7 @@ def reveal_button(snap: RequestSnapshot) -> ActionsBlock:
 
 def _requester_buttons(snap: RequestSnapshot) -> list[Block]:
     r = snap.request
-    if snap.account is not None and snap.account.reveal_status == "ready":
+    if snap.account is not None and snap.account.reveal_status == RevealStatus.READY:
         return [reveal_button(snap)]
     if r.status not in (S.SUBMITTED, S.PENDING):
         return []
@@ -236,7 +236,7 @@ def escalation(snap: RequestSnapshot, users: list[str], groups: list[str]) -> st
 
 
 def _glass_reason(snap: RequestSnapshot) -> str:
-    return next((d.reason or "" for d in snap.decisions if d.verdict == "break_glass"), "")
+    return next((d.reason or "" for d in snap.decisions if d.verdict == Verdict.BREAK_GLASS), "")
 
 
 def break_glass_alert(snap: RequestSnapshot) -> tuple[str, list[Block]]:

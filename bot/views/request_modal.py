@@ -26,6 +26,7 @@ from workflows.catalog import MIN_LIFETIME_DAYS, SCOPES_BY_NAME
 from workflows.models import ServiceAccountRequest
 from workflows.policy import Offer
 from workflows.quota import Usage
+from workflows.replacement import Prefill
 from workflows.validation import JUSTIFICATION_MAX
 
 FIELD_BLOCKS = {
@@ -60,16 +61,27 @@ def _seats(seats: Usage | None) -> list[Block]:
     return [ContextBlock(elements=[MarkdownTextObject(text=f"{seats.line()}.{note}")])]
 
 
-def request_modal(origin_channel_id: str | None, offer: Offer, seats: Usage | None = None) -> View:
-    """The request form, as the policy offers it; the channel it was opened from rides along."""
+def request_modal(
+    origin_channel_id: str | None,
+    offer: Offer,
+    seats: Usage | None = None,
+    prefill: Prefill | None = None,
+) -> View:
+    """The request form, as the policy offers it; the channel it was opened from rides along,
+    and the finding it answers when it is filled in from an offer (`prefill`)."""
     longest = max(offer.max_lifetime_days.values())
+    metadata: dict[str, str | None] = {"channel": origin_channel_id}
+    products = [Option(value=p.value, text=p.label) for p in offer.scopes]
+    if prefill is not None:
+        metadata["finding"] = prefill.account_id
+    ticked = [o for o in products if prefill and o.value in {p.value for p in prefill.products}]
     return View(
         type="modal",
         callback_id=CallbackId.REQUEST,
         title="Service account",
         submit="Request",
         close="Cancel",
-        private_metadata=json.dumps({"channel": origin_channel_id}),
+        private_metadata=json.dumps(metadata),
         blocks=[
             *_seats(seats),
             _input(
@@ -77,6 +89,7 @@ def request_modal(origin_channel_id: str | None, offer: Offer, seats: Usage | No
                 "Account name",
                 PlainTextInputElement(
                     action_id=BlockId.NAME,
+                    initial_value=(prefill.name or None) if prefill else None,
                     max_length=40,
                     placeholder=f"{offer.names.prefix}ci-release-bot{offer.names.suffix}",
                 ),
@@ -87,6 +100,7 @@ def request_modal(origin_channel_id: str | None, offer: Offer, seats: Usage | No
                 "What is it for?",
                 PlainTextInputElement(
                     action_id=BlockId.JUSTIFICATION,
+                    initial_value=prefill.justification if prefill else None,
                     multiline=True,
                     max_length=JUSTIFICATION_MAX,
                     placeholder="Which automation, which projects or spaces, and why",
@@ -96,8 +110,7 @@ def request_modal(origin_channel_id: str | None, offer: Offer, seats: Usage | No
                 BlockId.PRODUCTS,
                 "Products",
                 CheckboxesElement(
-                    action_id=BlockId.PRODUCTS,
-                    options=[Option(value=p.value, text=p.label) for p in offer.scopes],
+                    action_id=BlockId.PRODUCTS, options=products, initial_options=ticked or None
                 ),
             ),
             _input(

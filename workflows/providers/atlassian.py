@@ -1,16 +1,15 @@
 """Atlassian admin API client: httpx, a timeout on every call, bounded retries.
 
-Routes and bodies come from `atlassian_contract`; this module only sends them and decides what a
-failure means: worth retrying, or final with a reason a person can act on.
+Routes and bodies come from `atlassian_contract`, how often to try from `workflows.retries`; this
+module only sends them and decides what a failure means: worth retrying, or final with a reason
+a person can act on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,10 +18,13 @@ import httpx
 from pydantic import SecretStr
 
 from workflows.providers import atlassian_contract as contract
+from workflows.retries import RETRYABLE_STATUS, SHIPPED, FailurePolicy
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# What httpx calls before each request is sent and as each answer arrives (`event_hooks`).
+EventHooks = Mapping[str, list[Callable[[Any], Awaitable[None]]]]
+
 API_ACCESS, CONSOLE = contract.API_ACCESS, contract.CONSOLE_SET
 # The operations that have a documented route as well as a console one.
 LIST, CREATE, DELETE, TOKENS, REVOKE_ALL = "list", "create", "delete", "tokens", "revoke_all"
@@ -30,18 +32,6 @@ LIST, CREATE, DELETE, TOKENS, REVOKE_ALL = "list", "create", "delete", "tokens",
 PER_ACCOUNT = frozenset({DELETE, TOKENS, REVOKE_ALL})
 # Operations with no documented route at all.
 CONSOLE_ONLY = ("grant", "mint", "revoke_token")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try. Seconds are settings so tests can run the same logic fast."""
-
-    attempts: int = 5
-    base_delay: float = 1.0
-    max_delay: float = 30.0
-    # 404 "not found in the directory" right after create: wait 2 s, 4 s, 8 s ... up to this many.
-    propagation_attempts: int = 7
-    propagation_base_delay: float = 2.0
 
 
 class AtlassianError(Exception):
@@ -137,12 +127,14 @@ class AtlassianAdmin:
         org_id: str,
         api_key: SecretStr,
         *,
-        retry: RetryPolicy | None = None,
+        retries: FailurePolicy = SHIPPED,
         timeout: float = 15.0,
+        event_hooks: EventHooks | None = None,  # metrics, in bot/
         transport: httpx.AsyncBaseTransport | None = None,  # in-process tests only
     ) -> None:
         self.org_id = org_id
-        self.retry = retry or RetryPolicy()
+        # Only its `atlassian_request` and `grant_access` rules are this client's.
+        self.retries = retries
         # Operation -> the route set that answered it: chosen once, for the client's life.
         self._routes: dict[str, str] = {}
         # A call's answer can come no later than this after it was sent.
@@ -151,6 +143,7 @@ class AtlassianAdmin:
             base_url=base_url.rstrip("/"),
             timeout=timeout,
             transport=transport,
+            event_hooks=event_hooks,
             headers={
                 "Authorization": f"Bearer {api_key.get_secret_value()}",
                 "Accept": "application/json",
@@ -199,7 +192,8 @@ class AtlassianAdmin:
     async def grant_product(self, atlassian_id: str, product: str, cloud_id: str) -> None:
         """Grant product access; 202 counts as granted (Atlassian applies it later)."""
         route = contract.grant_access(self.org_id, atlassian_id, product, cloud_id)
-        for attempt in range(1, self.retry.propagation_attempts + 1):
+        rule = self.retries.grant_access
+        for attempt in range(1, rule.attempts + 1):
             try:
                 await self._call(route)
                 return
@@ -207,16 +201,15 @@ class AtlassianAdmin:
                 lagging = error.status == 404 and contract.DIRECTORY_LAG_TEXT in error.reason
                 if not lagging:
                     raise
-                if attempt == self.retry.propagation_attempts:
-                    waited = self.retry.propagation_base_delay * (2 ** (attempt - 1) - 1)
+                if attempt == rule.attempts:
                     raise AtlassianError(
                         f"the new account had still not reached Atlassian's directory after "
-                        f"{attempt} tries over {waited:.1f} s ({error.reason})",
+                        f"{attempt} tries over {rule.waited(attempt):.1f} s ({error.reason})",
                         status=404,
                         transient=True,
                     ) from None
                 # A new account takes a while to reach the directory; re-sending is harmless.
-                await asyncio.sleep(self.retry.propagation_base_delay * 2 ** (attempt - 1))
+                await asyncio.sleep(rule.wait(attempt))
 
     async def mint_token(
         self,
@@ -450,8 +443,8 @@ class AtlassianAdmin:
         return contract.Route("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
 
     async def _call(self, route: contract.Route) -> Any:
-        last = "no attempt made"
-        for attempt in range(1, self.retry.attempts + 1):
+        last, rule = "no attempt made", self.retries.atlassian_request
+        for attempt in range(1, rule.attempts + 1):
             try:
                 response = await self._http.request(
                     route.method, route.path, params=route.params or None, json=route.body
@@ -464,7 +457,7 @@ class AtlassianAdmin:
                         f"no answer from Atlassian ({type(error).__name__})", transient=True
                     ) from None
                 last = f"no answer ({type(error).__name__})"
-                delay = self._backoff(attempt)
+                delay = rule.wait(attempt)
             else:
                 if response.status_code < 300:
                     return _json_of(response)
@@ -498,18 +491,19 @@ class AtlassianAdmin:
                 route.path.split("?")[0],
                 last,
                 attempt,
-                self.retry.attempts,
+                rule.attempts,
                 delay,
             )
-            if attempt < self.retry.attempts:
+            if attempt < rule.attempts:
                 await asyncio.sleep(delay)
         raise AtlassianError(
-            f"Atlassian kept failing after {self.retry.attempts} attempts (last: {last})",
+            f"Atlassian kept failing after {rule.attempts} attempts (last: {last})",
             transient=True,
         )
 
     def _retry_delay(self, response: httpx.Response, attempt: int) -> float:
         """Retry-After when present, else the rate-limit reset time, else backoff; capped."""
+        rule = self.retries.atlassian_request
         wait: float | None = None
         if "retry-after" in response.headers:
             try:
@@ -519,9 +513,5 @@ class AtlassianAdmin:
         elif "x-ratelimit-reset" in response.headers:
             wait = _seconds_until(response.headers["x-ratelimit-reset"], datetime.now(UTC))
         if wait is None:
-            return self._backoff(attempt)
-        return min(max(wait, 0.0), self.retry.max_delay)
-
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)  # jitter, so replicas do not retry in step
+            return rule.wait(attempt)
+        return min(max(wait, 0.0), rule.cap)

@@ -2,8 +2,8 @@
 
 A scenario test calls `record(...)` with what it *measured* (counted at the stand-ins and in the
 database) before it asserts on it. Outside a report run `record` does nothing; `make reliability`
-(`python -m tests.reliability`) runs the whole suite with `SABOT_RELIABILITY_LOG` set, then renders
-the JSON lines it collected into the Markdown table.
+(`python -m tests.support.reliability`) runs the whole suite with `SABOT_RELIABILITY_LOG` set,
+then renders the JSON lines it collected into the Markdown table.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "docs" / "reliability.md"
 LOG_VARIABLE = "SABOT_RELIABILITY_LOG"
 

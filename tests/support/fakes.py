@@ -11,6 +11,7 @@ from workflows.ports import (
     IdleToken,
     ManualToken,
     MessageRef,
+    Replacement,
     ReplyTarget,
     RequestSnapshot,
     TokenDelivery,
@@ -99,6 +100,17 @@ class RecordingNotifier:
 
     async def propose_deletion(self, user_id: str, idle: IdleAccount, can_delete: bool) -> None:
         self.said.append(("propose_deletion", (user_id, idle.account_name, can_delete)))
+
+    async def offer_replacement(self, offer: Replacement) -> None:
+        self.said.append(("offer_replacement", (offer.person_id, offer.token_label)))
+
+    async def ask_to_revoke_old_token(
+        self, user_id: str, replacement: Replacement, as_admin: bool
+    ) -> None:
+        self.said.append(("confirm_replacement", (user_id, as_admin)))
+
+    async def tell_old_token_revoked(self, user_id: str, replacement: Replacement) -> None:
+        self.said.append(("old_token_revoked", (user_id, replacement.token_label)))
 
     async def alert_orphan(self, admin_id: str, snapshot: RequestSnapshot) -> None:
         self.said.append(("orphan", (admin_id, snapshot.request.name)))

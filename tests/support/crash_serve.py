@@ -1,7 +1,8 @@
 """`sabot serve` that kills itself (SIGKILL) right after one function returns.
 
 Test-only fault injection: production code has no crash hook; this entry point wraps the named
-function before the server starts. Usage: python -m tests.crash_serve MODULE:FUNCTION serve ...
+function before the server starts.
+Usage: python -m tests.support.crash_serve MODULE:FUNCTION serve ...
 """
 
 from __future__ import annotations
