@@ -72,11 +72,15 @@ def trail(bot: BotProcess) -> list[str]:
     return [r["action"] for r in found if r["action"].startswith("finding_")]
 
 
-def dm_with(slack: SlackSandbox, user: str, button: str) -> dict[str, Any]:
-    """The newest DM to `user` holding `button`."""
+def dm_with(slack: SlackSandbox, user: str, button: str, after: str = "0") -> dict[str, Any]:
+    """The newest DM to `user` holding `button` (posted after the message `after`)."""
 
     def find() -> dict[str, Any] | None:
-        found = [m for m in slack.messages(slack.dm_channel(user)) if has_button(m, button)]
+        found = [
+            m
+            for m in slack.messages(slack.dm_channel(user))
+            if has_button(m, button) and float(m["ts"]) > float(after)
+        ]
         return found[-1] if found else None
 
     return wait_message(slack, find, f"a DM to {user} with {button}")
@@ -140,9 +144,9 @@ def initial_form(view: dict[str, Any]) -> dict[str, Any]:
     return shown_values
 
 
-def test_offer_form_reveal_confirm_revokes_the_old_token(
-    sandbox: Sandbox, slack: SlackSandbox, admin_bot: BotProcess, tmp_path: Path
-) -> None:
+def migrated(sandbox: Sandbox, slack: SlackSandbox, admin_bot: BotProcess) -> tuple[str, Any]:
+    """Alice flagged, offered, her filled-in form submitted, approved and its token revealed:
+    the finding is migrated. Returns her Atlassian account id and the token to replace."""
     (alice_at,) = seed(sandbox, ALICE_AT_ATLASSIAN)
     directory = sandbox.atlassian.directory
     old = next(t for t in directory.tokens if t.label == "jenkins_deploy")
@@ -180,7 +184,14 @@ def test_offer_form_reveal_confirm_revokes_the_old_token(
     slack.click(ALICE, slack.dm_channel(ALICE), card["ts"], "token_reveal")
     wait_state(admin_bot, slack, alice_at, "migrated")
     assert old in directory.tokens  # nothing is revoked before both have confirmed
+    return alice_at, old
 
+
+def test_offer_form_reveal_confirm_revokes_the_old_token(
+    sandbox: Sandbox, slack: SlackSandbox, admin_bot: BotProcess, tmp_path: Path
+) -> None:
+    alice_at, old = migrated(sandbox, slack, admin_bot)
+    directory = sandbox.atlassian.directory
     # migrated: Alice confirms, then Carol; only then is the old token revoked
     to_alice, to_carol = dm_with(slack, ALICE, CONFIRM), dm_with(slack, ADMIN, CONFIRM)
     assert "jenkins-deploy" in shown(to_alice) and "<@U0ALICE>" in shown(to_carol)
@@ -293,3 +304,24 @@ def test_dismiss_with_a_reason_and_a_re_run_keeps_it(
     assert "Only admins can list findings." in shown(ask(slack, BOB, "findings"))
     bad = slack.command(ADMIN, GENERAL, "findings closed")
     assert "closed is not a finding state" in json.dumps(bad["body"])
+
+
+def test_a_refused_revoke_is_told_and_can_be_confirmed_again(
+    sandbox: Sandbox, slack: SlackSandbox, admin_bot: BotProcess
+) -> None:
+    """Atlassian answers the revoke with its SSO wall (403): no retry storm, the finding stays
+    migrated, Carol is told why and asked again; her second confirmation revokes it."""
+    alice_at, old = migrated(sandbox, slack, admin_bot)
+    slack.click(ALICE, slack.dm_channel(ALICE), dm_with(slack, ALICE, CONFIRM)["ts"], CONFIRM)
+    said_to(slack, ALICE, "revoked once an admin confirms too")
+    sandbox.atlassian.add_fault("revoke", "html403")
+    first = dm_with(slack, ADMIN, CONFIRM)
+    slack.click(ADMIN, slack.dm_channel(ADMIN), first["ts"], CONFIRM)
+    dm_saying(slack, ADMIN, "on alice@example.com's account could not be revoked")
+    again = dm_with(slack, ADMIN, CONFIRM, after=first["ts"])
+    assert finding(admin_bot, alice_at)["state"] == "migrated"
+    assert old in sandbox.atlassian.directory.tokens
+    assert "finding_revoke_failed" in trail(admin_bot)
+    slack.click(ADMIN, slack.dm_channel(ADMIN), again["ts"], CONFIRM)
+    wait_state(admin_bot, slack, alice_at, "human_token_revoked")
+    assert sandbox.atlassian.directory.revoked == [old]

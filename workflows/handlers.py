@@ -62,4 +62,5 @@ def give_up_handlers(runtime: Runtime) -> dict[JobKind, GiveUp]:
     return {
         JobKind.PROVISION: partial(provisioning.give_up, runtime),
         JobKind.REVEAL: partial(reveal.give_up, runtime),
+        JobKind.REVOKE_HUMAN_TOKEN: partial(replacement.give_up_revoke, runtime),
     }

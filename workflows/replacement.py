@@ -28,6 +28,7 @@ from workflows.jobs import Job
 from workflows.models import Finding, ServiceAccountRequest
 from workflows.policy import Offer
 from workflows.ports import Replacement
+from workflows.providers.atlassian import AtlassianError
 from workflows.runtime import Runtime
 from workflows.states import FindingState as F
 from workflows.states import JobKind
@@ -339,7 +340,13 @@ async def revoke_old_token(runtime: Runtime, job: Job) -> None:
     row = await finding_of(runtime, account_id)
     if row.state != F.MIGRATED or not row.replaced_token_id:
         return
-    await runtime.atlassian.revoke_token(account_id, row.replaced_token_id)
+    try:
+        await runtime.atlassian.revoke_token(account_id, row.replaced_token_id)
+    except AtlassianError as error:
+        if error.transient:
+            raise  # the job runs again later
+        await revoke_failed(runtime, row, error.reason)
+        return
     label = row.replaced_token_label or row.replaced_token_id
     try:
         await set_state(
@@ -355,3 +362,40 @@ async def revoke_old_token(runtime: Runtime, job: Job) -> None:
     done = await _replacement(runtime, await finding_of(runtime, account_id))
     for user in dict.fromkeys(filter(None, (row.slack_user_id, row.admin_confirmed_by))):
         await runtime.notifier.tell_old_token_revoked(user, done)
+
+
+async def revoke_failed(runtime: Runtime, row: Finding, reason: str) -> None:
+    """Atlassian refused the revoke for good (or it kept failing): the admin's confirmation is
+    taken back, so an admin can confirm again once the cause is fixed, and is told why."""
+    now = runtime.clock()
+    async with runtime.db.transaction() as session:
+        await session.execute(
+            update(Finding)
+            .where(col(Finding.id) == row.id, col(Finding.state) == F.MIGRATED.value)
+            .values(admin_confirmed_by=None, updated_at=now)
+        )
+        audit.record(
+            session,
+            at=now,
+            actor=ACTOR,
+            action="finding_revoke_failed",
+            request_id=row.request_id,
+            account_id=row.account_id,
+            reason=reason[:300],
+        )
+    if row.admin_confirmed_by:
+        replacement = await _replacement(runtime, row)
+        await runtime.notifier.tell(
+            row.admin_confirmed_by,
+            f"The old API token '{row.replaced_token_label}' on {row.email}'s account could not "
+            f"be revoked: {reason[:300]}. Confirm again once that is fixed, or revoke it in "
+            "admin.atlassian.com.",
+        )
+        await runtime.notifier.ask_to_revoke_old_token(row.admin_confirmed_by, replacement, True)
+
+
+async def give_up_revoke(runtime: Runtime, job: Job, reason: str) -> None:
+    """The revoke job failed for good (Atlassian kept failing)."""
+    row = await finding_of(runtime, str(job.payload["account_id"]))
+    if row.state == F.MIGRATED:
+        await revoke_failed(runtime, row, reason)
