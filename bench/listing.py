@@ -4,8 +4,8 @@ Seeding goes through the project's own models and `Database` (migrations first, 
 INSERTs of whole batches through an ORM session), and the figures are taken two ways:
 
 - `first_page_in_process`: what the bot does after the ack, timed in this process against the
-  same database: `workflows.accounts.list_accounts` (the count and the page query, in one
-  read-only transaction) and the Block Kit page (`bot.views.accounts.account_list`, serialised
+  same database: `workflows.account.accounts.list_accounts` (the count and the page query, in one
+  read-only transaction) and the Block Kit page (`bot.slack.views.accounts.account_list`, serialised
   to JSON as it is posted). No HTTP.
 - `first_page_end_to_end`: the real path a person hits: a signed `/service-account list` sent by
   the Slack stand-in to `sabot serve`, the ack, then the page posted to the command's
@@ -141,8 +141,8 @@ def seed(database_url: str, count: int) -> float:
 
 
 async def _in_process(database_url: str, runs: int) -> list[float]:
-    from bot.views.accounts import account_list
-    from workflows.accounts import AccountFilter, list_accounts
+    from bot.slack.views.accounts import account_list
+    from workflows.account.accounts import AccountFilter, list_accounts
     from workflows.db import Database
     from workflows.policy import Policy
     from workflows.runtime import Runtime

@@ -64,7 +64,9 @@ IMPORTS = {
     ),
     "alembic (migrations)": "import alembic.command, alembic.config",
     "pydantic-settings": "import pydantic_settings",
-    "`sabot serve`: `bot.cli` + `bot.server` (everything it needs)": "import bot.cli, bot.server",
+    "`sabot serve`: `bot.cli.main` + `bot.process.server` (everything it needs)": (
+        "import bot.cli.main, bot.process.server"
+    ),
 }
 
 

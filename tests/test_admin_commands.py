@@ -492,8 +492,8 @@ def test_delete_is_for_admins_and_deletes_at_atlassian(
 )
 def test_page_buttons_keep_every_filter(words: str) -> None:
     """Next and Previous carry the list's filters in their value; none may be lost on the way."""
-    from bot.command_args import list_filter
-    from bot.views.accounts import filter_of, filter_value
+    from bot.slack.command_args import list_filter
+    from bot.slack.views.accounts import filter_of, filter_value
 
     flt = list_filter(words.split())
     value = filter_value(flt, 40)

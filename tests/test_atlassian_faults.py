@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import Settings
+from bot.process.settings import Settings
 from sandbox.bot_process import BotProcess, start_bot
 from sandbox.people import (
     ALICE,

@@ -67,10 +67,10 @@ def live_tokens(sandbox: Sandbox) -> list[str]:
 
 
 STEPS = {  # the function the process dies right after -> the saga step, as the report says
-    "workflows.provisioning:_record_created": "account created",
-    "workflows.provisioning:_ensure_granted": "access granted",
-    "workflows.reveal:_record_minted": "Reveal clicked, token minted",
-    "bot.notifier:SlackNotifier.deliver_token": "token delivered",
+    "workflows.account.provisioning:_record_created": "account created",
+    "workflows.account.provisioning:_ensure_granted": "access granted",
+    "workflows.account.reveal:_record_minted": "Reveal clicked, token minted",
+    "bot.slack.notifier:SlackNotifier.deliver_token": "token delivered",
 }
 
 
@@ -163,8 +163,8 @@ def measure_and_record(
 @pytest.mark.parametrize(
     "target",
     [
-        "workflows.provisioning:_record_created",  # account created and recorded
-        "workflows.provisioning:_ensure_granted",  # product access granted
+        "workflows.account.provisioning:_record_created",  # account created and recorded
+        "workflows.account.provisioning:_ensure_granted",  # product access granted
     ],
 )
 def test_crash_during_provisioning(
@@ -197,8 +197,8 @@ def test_crash_during_provisioning(
 @pytest.mark.parametrize(
     "target",
     [
-        "workflows.reveal:_record_minted",  # minted, not delivered
-        "bot.notifier:SlackNotifier.deliver_token",  # delivered, not yet recorded
+        "workflows.account.reveal:_record_minted",  # minted, not delivered
+        "bot.slack.notifier:SlackNotifier.deliver_token",  # delivered, not yet recorded
     ],
 )
 def test_crash_during_reveal(

@@ -34,8 +34,8 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from bot import manifest
-from bot.settings import SERVE_NEEDS, WORKER_NEEDS
+from bot.cli import manifest
+from bot.process.settings import SERVE_NEEDS, WORKER_NEEDS
 from sandbox.bot_process import start_bot
 from sandbox.runner import Sandbox, free_port
 from workflows.policy_file import load_policy

@@ -220,7 +220,7 @@ def test_a_re_run_keeps_the_state(sandbox: Sandbox, database_url: str, tmp_path:
     from datetime import UTC, datetime
 
     from workflows.db import Database
-    from workflows.discovery import set_state
+    from workflows.discovery.findings import set_state
     from workflows.states import FindingState
 
     migrated(sandbox, database_url, tmp_path)
@@ -323,7 +323,7 @@ def test_finding_states_move_only_as_the_table_allows(
     import pytest
 
     from workflows.db import Database
-    from workflows.discovery import set_state
+    from workflows.discovery.findings import set_state
     from workflows.errors import NotAllowed
     from workflows.states import FindingState as S
 

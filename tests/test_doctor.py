@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.manifest import bot_scopes
+from bot.cli.manifest import bot_scopes
 from sandbox.bot_process import bot_environment
 from sandbox.runner import Sandbox
 from sandbox.slack import SlackState

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from bot.views.request_messages import approval_message, requester_card
-from bot.views.text import escape
+from bot.slack.views.request_messages import approval_message, requester_card
+from bot.slack.views.text import escape
 from sandbox.people import markup
 from workflows.models import ServiceAccountRequest
 from workflows.ports import RequestSnapshot

@@ -26,12 +26,14 @@ from sandbox.slack_client import SlackSandbox
 from tests.support.accounts import Made, ask, make_account, shown, wait_message
 from tests.support.databases import rows
 from tests.support.lifecycle import World
-from workflows import decisions, idle, jobs, requests, reveal
+from workflows.account import idle, reveal
 from workflows.db import Database
+from workflows.jobs import queue
 from workflows.models import ApiToken, Job
 from workflows.ports import ReplyTarget
+from workflows.request import decisions, requests
+from workflows.request.validation import RequestForm
 from workflows.states import JobKind, JobStatus, Verdict
-from workflows.validation import RequestForm
 
 DAY = 86400.0
 LONG_LIVED = RequestForm("ci-bot", "Runs the nightly CI jobs", ["jira"], ["read:jira-work"], "180")
@@ -55,8 +57,8 @@ def run_daily_check(bot: BotProcess) -> None:
     """The idle check's day has come: its job is queued (as the worker's daily tick queues
     it), and the bot's worker runs it to the end."""
 
-    async def queue(session: Any) -> int:
-        jobs.enqueue(session, JobKind.IDLE_CREDENTIALS, now=datetime.now(UTC))
+    async def queue_check(session: Any) -> int:
+        queue.enqueue(session, JobKind.IDLE_CREDENTIALS, now=datetime.now(UTC))
         await session.flush()
         return int(
             (
@@ -69,7 +71,7 @@ def run_daily_check(bot: BotProcess) -> None:
             ).scalar_one()
         )
 
-    job_id = asyncio.run(_in_database(bot.database_url, queue))
+    job_id = asyncio.run(_in_database(bot.database_url, queue_check))
 
     def done() -> bool:
         [job] = rows(bot.database_url, f"SELECT status FROM job WHERE id = {job_id}")
@@ -343,7 +345,7 @@ async def test_a_kept_token_is_asked_about_again_after_another_n_days(
 
     async def daily_check() -> list[Any]:
         async with world.runtime.db.transaction() as session:
-            jobs.enqueue(session, JobKind.IDLE_CREDENTIALS, now=world.clock())
+            queue.enqueue(session, JobKind.IDLE_CREDENTIALS, now=world.clock())
         await world.run()
         return [what for kind, what in world.notifier.said if kind == "idle_token"]
 

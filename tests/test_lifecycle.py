@@ -13,11 +13,13 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from tests.support.lifecycle import World
-from workflows import accounts, decisions, jobs, owners, requests, reveal
+from workflows.account import accounts, owners, reveal
+from workflows.jobs import queue
 from workflows.models import InboundEvent
 from workflows.ports import ReplyTarget
+from workflows.request import decisions, requests
+from workflows.request.validation import RequestForm
 from workflows.states import JobKind, Verdict
-from workflows.validation import RequestForm
 
 FORM = RequestForm("ci-bot", "Runs the nightly CI jobs", ["jira"], ["read:jira-work"], "30")
 ALICE = ReplyTarget("U0ALICE", "C0GENERAL", None)
@@ -88,7 +90,7 @@ async def test_the_daily_reconcile_tells_admins_about_drift(world: World) -> Non
     await active_with_token(world)
     world.atlassian.seed_account("made-by-hand")
     async with world.runtime.db.transaction() as session:
-        jobs.enqueue(session, JobKind.RECONCILE_REPORT, now=world.clock())
+        queue.enqueue(session, JobKind.RECONCILE_REPORT, now=world.clock())
     await world.run()
     told = [text for kind, text in world.notifier.said if kind == "tell"]
     assert told and "made-by-hand" in told[0]
@@ -109,6 +111,6 @@ async def test_event_ids_are_remembered_for_a_day_then_forgotten(world: World) -
     assert await deliver("Ev0NEW")
     world.clock.advance(hours=2)
     async with world.runtime.db.transaction() as session:
-        jobs.enqueue(session, JobKind.FORGET_OLD_EVENTS, now=world.clock())
+        queue.enqueue(session, JobKind.FORGET_OLD_EVENTS, now=world.clock())
     await world.run()
     assert await remembered() == ["Ev0NEW"]

@@ -22,17 +22,17 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from slack_sdk.errors import SlackApiError
 
-from bot import logs
-from bot.assembly import assemble
-from bot.metrics import (
+from bot.process import logs
+from bot.process.assembly import assemble
+from bot.process.metrics import (
     APPROVAL_BUCKETS,
     Metrics,
     atlassian_route,
     read_database,
     serve_worker_metrics,
 )
-from bot.settings import SettingsError, load_settings
-from bot.slack_api import SlackRateLimited
+from bot.process.settings import SettingsError, load_settings
+from bot.slack.slack_api import SlackRateLimited
 from sandbox.bot_process import start_bot
 from sandbox.people import (
     ALICE,

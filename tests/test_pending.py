@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 
 from tests.support.fakes import Clock, RecordingNotifier
-from workflows import requests
 from workflows.db import Database
-from workflows.handlers import job_handlers
-from workflows.jobs import Worker
+from workflows.jobs.handlers import job_handlers
+from workflows.jobs.queue import Worker
 from workflows.migrations import upgrade
 from workflows.policy import Policy
 from workflows.policy_file import load_policy
+from workflows.request import requests
+from workflows.request.validation import RequestForm
 from workflows.runtime import Runtime
-from workflows.validation import RequestForm
 
 POLICY = """\
 approval_channel: C0APPROVALS

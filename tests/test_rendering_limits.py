@@ -12,21 +12,21 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.views.accounts import account_details, orphan_alert
-from bot.views.discovery import findings_list
-from bot.views.home import home_view
-from bot.views.replacement import confirm_message, offer_message
-from bot.views.request_messages import approval_message, break_glass_alert, requester_card
-from bot.views.request_modal import request_modal
+from bot.slack.views.accounts import account_details, orphan_alert
+from bot.slack.views.discovery import findings_list
+from bot.slack.views.home import home_view
+from bot.slack.views.replacement import confirm_message, offer_message
+from bot.slack.views.request_messages import approval_message, break_glass_alert, requester_card
+from bot.slack.views.request_modal import request_modal
 from sandbox.block_kit import MAX_VIEW_BLOCKS, block_problems, view_problems
-from workflows.accounts import AccountDetails, AccountPage, AccountRow
-from workflows.home import Home
+from workflows.account.accounts import AccountDetails, AccountPage, AccountRow
+from workflows.account.home import Home
+from workflows.discovery.replacement import Prefill, offered_products, suggested_name
 from workflows.models import Decision, Finding, ServiceAccount, ServiceAccountRequest
 from workflows.policy import FORM_SCOPE_TEXT_MAX, FORM_SCOPES_MAX, Policy, PolicyFile
 from workflows.ports import Replacement, RequestSnapshot
-from workflows.replacement import Prefill, offered_products, suggested_name
+from workflows.request.validation import JUSTIFICATION_MAX
 from workflows.states import FindingState
-from workflows.validation import JUSTIFICATION_MAX
 
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOW = datetime(2026, 12, 3, tzinfo=UTC)

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from bot import logs
+from bot.process import logs
 from sandbox.atlassian import AtlassianState
 from sandbox.bot_process import start_bot
 from sandbox.people import (

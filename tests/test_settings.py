@@ -11,7 +11,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from bot.settings import SERVE_NEEDS, Settings, SettingsError, load_settings
+from bot.process.settings import SERVE_NEEDS, Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "xoxb-very-secret-value-123"

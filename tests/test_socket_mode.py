@@ -31,7 +31,7 @@ import yaml
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.settings import Settings
+from bot.process.settings import Settings
 from sandbox.bot_process import BotProcess, start_socket_bot
 from sandbox.people import (
     ALICE,

@@ -12,15 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from workflows import jobs
 from workflows.clock import system_clock
 from workflows.db import Database
-from workflows.handlers import job_handlers
-from workflows.jobs import Worker
+from workflows.jobs import queue
+from workflows.jobs.handlers import job_handlers
+from workflows.jobs.queue import Worker
 from workflows.migrations import upgrade
 from workflows.models import Job, ServiceAccountRequest
 from workflows.policy import Policy
-from workflows.requests import name_in_use
+from workflows.request.requests import name_in_use
 from workflows.runtime import Runtime
 from workflows.states import (
     ENDED,
@@ -143,7 +143,7 @@ async def test_a_job_of_a_kind_this_version_does_not_know_waits_for_one_that_doe
     # During a rolling deploy a newer replica may queue a kind an older one has never heard of.
     async with db.transaction() as session:
         session.add(Job(kind="from_a_newer_release", run_after=NOW, created_at=NOW))
-        jobs.enqueue(session, JobKind.FORGET_OLD_EVENTS, now=NOW)
+        queue.enqueue(session, JobKind.FORGET_OLD_EVENTS, now=NOW)
     await Worker(db, job_handlers(runtime_of(db)), system_clock).run_until_idle()
     async with db.reading() as session:
         after = (await session.execute(select(Job).order_by(col(Job.id)))).scalars().all()

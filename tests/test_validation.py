@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from workflows.policy import Policy
-from workflows.validation import RequestForm
-from workflows.validation import validate as validate_with
+from workflows.request.validation import RequestForm
+from workflows.request.validation import validate as validate_with
 
 OFFER = Policy.from_settings(["U0BOB"], [], "C0APPROVALS").offer
 

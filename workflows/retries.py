@@ -10,12 +10,12 @@ Three layers, from the inside out:
    failed delivery revokes the token and reopens Reveal, and the owner clicks again.
 3. One job, run again later from the database (it survives a restart): `jobs` for every kind,
    `unconfirmed_create` for a provision whose create could not be settled. After a job's last
-   attempt it fails for good, and the give-up handlers (`workflows/handlers.py`) end a
+   attempt it fails for good, and the give-up handlers (`workflows/jobs/handlers.py`) end a
    provisioning or a Reveal clearly instead of leaving it half-way.
 
 Some numbers are settings, so operators can change them and tests can make them small
-(`Settings.failure_policy` in bot/settings.py); the values here are the shipped defaults, which
-the settings take from here. slack_sdk's Socket Mode reconnects are its own.
+(`Settings.failure_policy` in bot/process/settings.py); the values here are the shipped
+defaults, which the settings take from here. slack_sdk's Socket Mode reconnects are its own.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from workflows.db import Database
 from workflows.policy import Policy
 from workflows.ports import Notifier, StepObserver, Unobserved
 from workflows.providers.atlassian import AtlassianAdmin
-from workflows.quota import Usage, usage
+from workflows.request.quota import Usage, usage
 from workflows.retries import SHIPPED, FailurePolicy
 
 
@@ -35,6 +35,6 @@ class Runtime:
     steps: StepObserver = field(default_factory=Unobserved)
 
     async def quota_usage(self) -> Usage:
-        """The organisation's service accounts against its limit (see workflows.quota)."""
+        """The organisation's service accounts against its limit (see workflows.request.quota)."""
         limit = self.policy.rules.service_account_limit or self.service_account_limit
         return await usage(self.db, limit)

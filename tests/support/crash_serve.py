@@ -34,6 +34,6 @@ def _crash_after(target: str) -> None:
 
 if __name__ == "__main__":
     _crash_after(sys.argv[1])
-    from bot.cli import main
+    from bot.cli.main import main
 
     main(sys.argv[2:])

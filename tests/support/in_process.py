@@ -1,6 +1,6 @@
-"""The slack tier's bot: the app `sabot serve` runs (`bot.server.create_server`: the project's
-own assembly, the Bolt AsyncApp with its listeners, the in-process worker), served by uvicorn
-on a thread of the test's own process, on SQLite, against the stand-ins on theirs.
+"""The slack tier's bot: the app `sabot serve` runs (`bot.process.server.create_server`: the
+project's own assembly, the Bolt AsyncApp with its listeners, the in-process worker), served by
+uvicorn on a thread of the test's own process, on SQLite, against the stand-ins on theirs.
 
 Slack's requests reach it over loopback signed as Slack signs them, as bolt-python's own
 scenario tests drive an app against a Web API stand-in on a thread; what differs from the e2e
@@ -22,11 +22,11 @@ from typing import TextIO
 import pytest
 import uvicorn
 
-import bot.server
-from bot import logs
-from bot.assembly import policy_rules
-from bot.http_protocol import header_bounded
-from bot.settings import SERVE_NEEDS, Settings, load_settings
+import bot.process.server
+from bot.process import logs
+from bot.process.assembly import policy_rules
+from bot.process.http_protocol import header_bounded
+from bot.process.settings import SERVE_NEEDS, Settings, load_settings
 from sandbox.bot_process import DEBUG_LOGGING, credentials_of
 from sandbox.runner import Sandbox, listening_socket
 
@@ -76,7 +76,7 @@ def serve_in_process(
     monkeypatch.chdir(log_path.parent)  # sabot reads a .env in its working folder: none here
     # gc.freeze() after start-up keeps what is alive then for the life of the process: here
     # that would be every earlier test's leftovers.
-    monkeypatch.setattr(bot.server, "settle_heap", lambda: None)
+    monkeypatch.setattr(bot.process.server, "settle_heap", lambda: None)
     with log_path.open("a") as log_file, _logging_put_back():
         settings = _settings(log_file)
         running = _start(settings, database_url, log_path, credentials_of(env))
@@ -89,7 +89,7 @@ def serve_in_process(
 
 
 def _settings(log_file: TextIO) -> Settings:
-    """As `sabot serve` reads them (bot.cli), with its log going to the bot's own file."""
+    """As `sabot serve` reads them (bot.cli.main), with its log going to the bot's own file."""
     settings = load_settings()
     settings.require(*SERVE_NEEDS)
     policy_rules(settings)
@@ -105,7 +105,7 @@ def _start(
 ) -> InProcessBot:
     sock = listening_socket()
     config = uvicorn.Config(
-        bot.server.create_server(settings),
+        bot.process.server.create_server(settings),
         log_level="warning",
         timeout_graceful_shutdown=20,
         http=header_bounded(settings.http_read_timeout_seconds),

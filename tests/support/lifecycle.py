@@ -14,8 +14,8 @@ from pydantic import SecretStr
 from sandbox.atlassian import AtlassianState, create_atlassian_app
 from tests.support.fakes import Clock, RecordingNotifier
 from workflows.db import Database
-from workflows.handlers import job_handlers
-from workflows.jobs import Worker
+from workflows.jobs.handlers import job_handlers
+from workflows.jobs.queue import Worker
 from workflows.migrations import upgrade
 from workflows.policy import Policy
 from workflows.providers.atlassian import AtlassianAdmin

@@ -1,0 +1,1 @@
+"""The `sabot` command and its subcommands."""

@@ -1,0 +1,1 @@
+"""The processes (serve, worker, socket) and what they share: assembly, settings, logs, metrics."""

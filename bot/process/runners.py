@@ -1,0 +1,68 @@
+"""Long-running modes without an HTTP server: the job worker and Socket Mode."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from bot.process.assembly import assemble, settle_heap
+from bot.process.metrics import Metrics, serve_worker_metrics
+from bot.process.settings import Settings, SettingsError
+from bot.slack.app import build_app
+
+log = logging.getLogger(__name__)
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_worker(settings: Settings) -> int:
+    """Claim and run jobs until SIGTERM; the job in hand is finished first."""
+    # Per process only: the HTTP replicas report the database.
+    metrics = Metrics(database=False)
+    assembly = await assemble(settings, metrics=metrics)
+    _stop_on_signals(assembly.stop)
+    port = settings.worker_metrics_port
+    server = serve_worker_metrics(metrics, port) if port else None
+    log.info("sabot worker running%s", f" (metrics on port {port})" if port else "")
+    assembly.start_worker()
+    settle_heap()
+    await assembly.stop.wait()
+    await assembly.close()
+    if server is not None:
+        server.shutdown()
+    return 0
+
+
+async def run_socket_mode(settings: Settings) -> int:
+    """Same listeners over a WebSocket: for a laptop with no public URL. SIGTERM or SIGINT stops
+    it at any moment (connecting, connected, reconnecting); a refused app token stops it with
+    one line naming SLACK_APP_TOKEN (SettingsError: exit 2)."""
+    from bot.process.socket_mode import SocketModeLink
+
+    assembly = await assemble(settings)
+    _stop_on_signals(assembly.stop)
+    app = build_app(assembly.services, assembly.client, socket_mode=True)
+    assert settings.slack_app_token is not None
+    link = SocketModeLink(
+        app,
+        settings.slack_app_token.get_secret_value(),
+        assembly.client,  # given, not left to Bolt: on SLACK_API_URL, with the process's pool
+        on_refused=assembly.stop.set,
+    )
+    assembly.start_worker()
+    try:
+        if await link.connect_until(assembly.stop):
+            settle_heap()
+            log.info("sabot connected over Socket Mode")
+            await assembly.stop.wait()
+    finally:
+        await link.close()
+        await assembly.close()
+    if link.refusal is not None:
+        raise SettingsError(link.refusal)
+    return 0

@@ -1,0 +1,190 @@
+"""HTTP mode: `POST /slack/events` for everything Slack sends, plus health, readiness, metrics.
+
+- `GET /healthz`: the process answers (liveness); it touches nothing else.
+- `GET /readyz`: the database answers (readiness); 503 with a reason that names no URL.
+- `GET /metrics`: Prometheus text format (see bot/process/metrics.py for what is per process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from time import perf_counter
+from typing import Any
+from urllib.parse import quote
+
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.response import BoltResponse
+from sqlalchemy.engine import make_url
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot.process import logs
+from bot.process.assembly import Assembly, assemble, settle_heap
+from bot.process.metrics import CONTENT_TYPE, Metrics
+from bot.process.settings import Settings
+from bot.slack.app import build_app
+from bot.slack.request_shape import Refusal, read_body, refusal
+from workflows.db import Database
+
+log = logging.getLogger(__name__)
+
+SLACK_EVENTS = "/slack/events"
+READY_TIMEOUT_SECONDS = 3.0
+
+
+class RequestScope:
+    """ASGI middleware: an id per HTTP request on every log line it causes, and for
+    /slack/events one log line and the request metrics."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        start = perf_counter()
+        with logs.bound(http_request_id=os.urandom(6).hex()):
+            try:
+                await self.app(scope, receive, send_noting_status)
+            finally:
+                if scope["path"] == SLACK_EVENTS:
+                    seconds = perf_counter() - start
+                    self.metrics.observe_slack_request(status, seconds)
+                    log.info("slack request answered %d in %.1f ms", status, seconds * 1000)
+
+
+def _sqlite_file_answers(path: str) -> None:
+    """Open the file afresh (never creating it) and read its schema: pooled connections keep
+    answering from a file that was deleted or replaced underneath them."""
+    conn = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, timeout=1)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    finally:
+        conn.close()
+
+
+async def database_problem(db: Database) -> str | None:
+    """None when the database answers; else a short reason that names no URL or password."""
+
+    async def check() -> None:
+        await db.ping()
+        path = make_url(db.url).database if db.is_sqlite else None
+        if path and path != ":memory:":
+            await asyncio.to_thread(_sqlite_file_answers, path)
+
+    try:
+        await asyncio.wait_for(check(), timeout=READY_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return f"database did not answer within {READY_TIMEOUT_SECONDS:g}s"
+    except Exception as error:  # the message may hold the host or the path: only the kind
+        return f"database unreachable ({type(error).__name__})"
+    return None
+
+
+async def _log_context(
+    context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]
+) -> BoltResponse:
+    """A Bolt middleware: the Slack user on every line the request logs."""
+    # Bolt runs the listener after this returns, in the same task: `bind`, not a block.
+    # RequestScope's block around the whole HTTP request undoes it.
+    logs.bind(slack_user=context.user_id)
+    return await next()
+
+
+class _State:
+    assembly: Assembly
+    handler: AsyncSlackRequestHandler
+    ready: bool = True
+
+
+def create_server(
+    settings: Settings, *, run_worker: bool = True, migrate: bool = True
+) -> Starlette:
+    state, metrics = _State(), Metrics()
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        logs.adopt("uvicorn", "uvicorn.access")  # its lines in our format, masked
+        assembly = await assemble(settings, migrate=migrate, metrics=metrics)
+        app = build_app(assembly.services, assembly.client)
+        app.use(_log_context)
+        state.assembly, state.handler = assembly, AsyncSlackRequestHandler(app)
+        if run_worker:
+            assembly.start_worker()
+        settle_heap()
+        log.info("sabot ready (worker %s)", "in-process" if run_worker else "off")
+        try:
+            yield
+        finally:
+            await assembly.close()
+
+    async def slack_events(request: Request) -> Response:
+        body = await read_body(request, seconds=settings.http_read_timeout_seconds)
+        refused = (
+            body
+            if isinstance(body, Refusal)
+            else refusal(
+                body,
+                request.headers.get("content-type", ""),
+                request.headers.get("x-slack-request-timestamp"),
+            )
+        )
+        if refused is not None:
+            # One line, never the body (it is not trusted, and may be anybody's).
+            log.warning("refused a request to %s: %s", SLACK_EVENTS, refused.reason)
+            return JSONResponse({"error": refused.reason}, status_code=refused.status)
+        response = await state.handler.handle(request)
+        if response.status_code == 401:
+            # One line, never the body: Bolt's own log of this holds the whole payload.
+            log.warning("refused a request with a bad or stale Slack signature")
+        return response
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_request: Request) -> Response:
+        problem = await database_problem(state.assembly.db)
+        if (problem is None) != state.ready:  # log changes, not every probe
+            state.ready = problem is None
+            if problem is None:
+                log.info("ready again: the database answers")
+            else:
+                log.warning("not ready: %s", problem)
+        if problem is not None:
+            return JSONResponse({"status": "unavailable", "reason": problem}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics_text(_request: Request) -> Response:
+        db = state.assembly.db
+        reachable = await database_problem(db) is None
+        body = await metrics.exposition(db, state.assembly.runtime.clock(), reachable=reachable)
+        return Response(body, media_type=CONTENT_TYPE)
+
+    routes: list[Any] = [
+        Route(SLACK_EVENTS, slack_events, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_text, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes, middleware=[Middleware(RequestScope, metrics=metrics)], lifespan=lifespan
+    )

@@ -1,0 +1,1 @@
+"""An account once approved: provisioning, reveal, lifecycle, owners, idle tokens, Home."""

@@ -1,0 +1,1 @@
+"""People's own API tokens found at Atlassian, and their replacement by service accounts."""

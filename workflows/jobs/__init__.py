@@ -1,0 +1,1 @@
+"""The job queue, its handlers, recurring work and Slack event de-duplication."""
