@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -24,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.runner import listening_socket
 from sandbox.signing import sign, signed_headers
 from sandbox.slack import SlackState, create_slack_app
 from sandbox.slack_client import SandboxError, SlackSandbox
@@ -760,3 +762,23 @@ def test_real_bolt_app_accepts_stand_in_requests(env: Env) -> None:
         assert [c["method"] for c in env.sandbox.calls()] == ["auth.test", "views.open"]
     finally:
         thread.stop()
+
+
+async def test_the_stand_ins_listeners_turn_nagles_algorithm_off() -> None:
+    """asyncio sets TCP_NODELAY only on sockets whose protocol says TCP; a listener made without
+    it left Nagle on, and each answer on a kept-alive connection waited for the client's delayed
+    ACK (40 ms a Slack call, which real Slack does not add, in every test and the benchmark)."""
+    accepted: list[socket.socket] = []
+
+    async def on_connect(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer.get_extra_info("socket"))
+        writer.close()
+
+    sock = listening_socket()
+    server = await asyncio.start_server(on_connect, sock=sock)
+    async with server:
+        _, writer = await asyncio.open_connection(*sock.getsockname())
+        while not accepted:
+            await asyncio.sleep(0.01)
+        writer.close()
+    assert accepted[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
