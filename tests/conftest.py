@@ -62,6 +62,7 @@ MODULE_TIERS = {
     "test_atlassian_client": "domain",
     "test_lifecycle": "domain",
     "test_pending": "domain",
+    "test_quota_line": "domain",
     "test_sandbox_atlassian": "domain",
     "test_states": "domain",
     "test_bolt_app": "slack",

@@ -122,6 +122,21 @@ def test_help_and_an_unknown_subcommand_are_answered_in_the_ack(
     assert "<!channel>" not in body
 
 
+def test_the_request_form_is_open_before_the_command_is_acknowledged(
+    slack: SlackSandbox, in_process_bot: InProcessBot
+) -> None:
+    """A trigger_id lives 3 s from the moment Slack sends the command: the form is opened
+    first and the ack follows, so a burst of commands is never acknowledged faster than their
+    forms open (and no form is opened with an expired trigger)."""
+    before = set(slack.views())
+    answer = slack.command(ALICE, GENERAL, "request")
+    assert answer["status"] == 200
+    opened = [v for vid, v in slack.views().items() if vid not in before]  # no waiting
+    assert [v["user"] for v in opened] == [ALICE]
+    assert opened[0]["view"]["callback_id"] == "request_submit"
+    assert json.loads(opened[0]["view"]["private_metadata"]) == {"channel": GENERAL}
+
+
 def test_form_errors_are_shown_on_the_fields_and_store_nothing(
     slack: SlackSandbox, in_process_bot: InProcessBot
 ) -> None:

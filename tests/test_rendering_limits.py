@@ -17,7 +17,7 @@ from bot.slack.views.discovery import findings_list
 from bot.slack.views.home import home_view
 from bot.slack.views.replacement import confirm_message, offer_message
 from bot.slack.views.request_messages import approval_message, break_glass_alert, requester_card
-from bot.slack.views.request_modal import request_modal
+from bot.slack.views.request_modal import RequestForms, request_modal
 from sandbox.block_kit import MAX_VIEW_BLOCKS, block_problems, view_problems
 from workflows.account.accounts import AccountDetails, AccountPage, AccountRow
 from workflows.account.home import Home
@@ -25,6 +25,7 @@ from workflows.discovery.replacement import Prefill, offered_products, suggested
 from workflows.models import Decision, Finding, ServiceAccount, ServiceAccountRequest
 from workflows.policy import FORM_SCOPE_TEXT_MAX, FORM_SCOPES_MAX, Policy, PolicyFile
 from workflows.ports import Replacement, RequestSnapshot
+from workflows.request.quota import Usage
 from workflows.request.validation import JUSTIFICATION_MAX
 from workflows.states import FindingState
 
@@ -121,6 +122,13 @@ def test_every_accepted_policy_and_any_typed_text_render_within_slacks_limits(
 ) -> None:
     modal = request_modal("C0GENERAL", policy.offer).to_dict()
     assert view_problems(modal, "modal") == []
+    seats = Usage(data.draw(st.integers(1, 1000)), data.draw(st.integers(0, 999)), NOW, 3, 1)
+    channel = data.draw(st.sampled_from(["C0GENERAL", None]))
+    forms = RequestForms()  # built once per policy, the rest added to a copy: the same JSON
+    for line in (None, seats):
+        assert forms.form(policy, channel, line) == (
+            request_modal(channel, policy.offer, line).to_dict()
+        )
 
     request = _request(policy, data.draw)
     snap = _snapshot(request, data.draw(HOSTILE))

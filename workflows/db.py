@@ -85,6 +85,9 @@ class Database:
         )
         self._snapshots = async_sessionmaker(snapshots, expire_on_commit=False)
         self._write_turn = asyncio.Lock() if self.is_sqlite else None
+        # Transactions this process committed: what a cache of a query's answer compares, to
+        # know that nothing this process wrote since can have changed it.
+        self.commits = 0
 
     @asynccontextmanager
     async def _turn(self) -> AsyncIterator[None]:
@@ -107,6 +110,7 @@ class Database:
         """A session whose work commits on success and rolls back on any error."""
         async with self._turn(), self._sessions() as session, session.begin():
             yield session
+        self.commits += 1
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

@@ -10,7 +10,7 @@ from workflows.db import Database
 from workflows.policy import Policy
 from workflows.ports import Notifier, StepObserver, Unobserved
 from workflows.providers.atlassian import AtlassianAdmin
-from workflows.request.quota import Usage, usage
+from workflows.request.quota import Usage, UsageCache, usage
 from workflows.retries import SHIPPED, FailurePolicy
 
 
@@ -33,8 +33,14 @@ class Runtime:
     # How often the saga's steps try again (the same policy as the Atlassian client's).
     retries: FailurePolicy = SHIPPED
     steps: StepObserver = field(default_factory=Unobserved)
+    # The last count for the lines that only inform (see quota_usage).
+    quota_lines: UsageCache = field(default_factory=UsageCache)
 
-    async def quota_usage(self) -> Usage:
-        """The organisation's service accounts against its limit (see workflows.request.quota)."""
+    async def quota_usage(self, *, fresh: bool = True) -> Usage:
+        """The organisation's service accounts against its limit (see workflows.request.quota).
+        `fresh=False` for a line that only informs (the form, Home): the last count, unless
+        this process wrote since or it is older than `UsageCache.MAX_AGE_SECONDS`."""
         limit = self.policy.rules.service_account_limit or self.service_account_limit
-        return await usage(self.db, limit)
+        if fresh:
+            return await usage(self.db, limit)
+        return await self.quota_lines.get(self.db, limit)

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 # More than enough for a workspace's steady traffic (each follow-up is a few milliseconds of
 # work and a round trip or two); only a burst waits.
 DEFAULT_LIMIT = 32
+# How long an acknowledgement may wait for work that goes before it (a modal to open): Slack
+# wants the ack within 3 s, and a trigger_id lives 3 s from the same moment.
+BEFORE_ACK_SECONDS = 2.0
 
 Work = Coroutine[Any, Any, Any]
 
@@ -41,21 +44,27 @@ class Background:
         """Follow-ups queued behind the running ones."""
         return len(self._waiting)
 
-    def spawn(self, work: Work, *, urgent: bool = False) -> None:
-        """Run `work` soon; keep a reference so it is neither garbage-collected nor lost.
-
-        `urgent` work starts at once whatever is running: for a call that must reach Slack
-        within seconds (a `trigger_id` lives 3 s)."""
+    def spawn(self, work: Work) -> None:
+        """Run `work` soon; keep a reference so it is neither garbage-collected nor lost."""
         context = contextvars.copy_context()
-        if urgent or len(self._tasks) < self.limit:
+        if len(self._tasks) < self.limit:
             self._start(work, context)
         else:
             self._waiting.append((work, context))
 
-    def _start(self, work: Work, context: contextvars.Context) -> None:
+    async def before_ack(self, work: Work, seconds: float = BEFORE_ACK_SECONDS) -> None:
+        """Start `work` at once, whatever is queued, and wait for it up to `seconds`; past
+        that it goes on after the ack. For a modal to open (its trigger_id lives 3 s): the ack
+        waits for it, so a burst of commands cannot be acknowledged faster than their modals
+        open, and each modal opens while its trigger is young."""
+        task = self._start(work, contextvars.copy_context())
+        await asyncio.wait((task,), timeout=seconds)
+
+    def _start(self, work: Work, context: contextvars.Context) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(work, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -18,6 +18,7 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient, WebhookResponse
 
+from bot.process import logs
 from bot.slack.listeners import register_listeners
 from bot.slack.services import Services, problem_text
 
@@ -94,6 +95,8 @@ def build_app(services: Services, client: AsyncWebClient, *, socket_mode: bool =
         raise_error_for_unhandled_request=False,
     )
 
+    # One middleware, not one per concern: Bolt builds every argument a middleware could ask
+    # for (some thirty) each time it calls one, on every request.
     @app.middleware
     async def attach_services(
         context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]
@@ -103,6 +106,11 @@ def build_app(services: Services, client: AsyncWebClient, *, socket_mode: bool =
             context["respond"] = PooledRespond(
                 response_url=context.response_url, session=client.session
             )
+        if not socket_mode:
+            # The Slack user on every line the request logs. Bolt runs the listener after this
+            # returns, in the same task: `bind`, not a block; bot.process.server.RequestScope's
+            # block around the whole HTTP request undoes it.
+            logs.bind(slack_user=context.user_id)
         return await next()
 
     @app.error

@@ -6,9 +6,9 @@ A listener is then the domain call and its answer:
     async def approve(click: Click) -> None:
         await decisions.decide(click.runtime, click.request_id, click.user, Verdict.APPROVE)
 
-`on_click` acks at once (Slack wants it within 3 s), runs the work after the ack, answers a
-known error in the clicker's words and an unknown one with a reference id, and refreshes the
-Home tab when the click came from there.
+`on_click` acks at once (Slack wants it within 3 s) and runs the work after the ack (a modal
+to open goes first: `opens_modal`), answers a known error in the clicker's words and an unknown
+one with a reference id, and refreshes the Home tab when the click came from there.
 """
 
 from __future__ import annotations
@@ -124,9 +124,13 @@ class Click:
     async def open(self, view: View) -> None:
         await self.client.views_open(trigger_id=self.body["trigger_id"], view=view)
 
-    def later(self, work: Coroutine[Any, Any, Any], *, urgent: bool = False) -> None:
-        """After the ack; `urgent` (a modal to open: its trigger_id lives 3 s) skips the queue."""
-        self.services.background.spawn(self._then_home(work), urgent=urgent)
+    def later(self, work: Coroutine[Any, Any, Any]) -> None:
+        """After the ack."""
+        self.services.background.spawn(self._then_home(work))
+
+    async def before_ack(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Now, the ack waiting for it (a modal to open: its trigger_id lives 3 s)."""
+        await self.services.background.before_ack(self._then_home(work))
 
     async def _then_home(self, work: Coroutine[Any, Any, Any]) -> None:
         await answering_errors(work, self.say)
@@ -138,10 +142,10 @@ ClickWork = Callable[[Click], Coroutine[Any, Any, None]]
 Listener = Callable[..., Awaitable[None]]
 
 
-def on_click(work: ClickWork | None = None, *, urgent: bool = False) -> Any:
-    """`@on_click` or `@on_click(urgent=True)` (the work opens a modal: its trigger_id lives
-    3 s, so it skips the queue of follow-ups). The listener Bolt calls takes Bolt's argument
-    names; `work` takes the click."""
+def on_click(work: ClickWork | None = None, *, opens_modal: bool = False) -> Any:
+    """`@on_click` or `@on_click(opens_modal=True)` (the work opens a modal: its trigger_id
+    lives 3 s, so it runs before the ack, `Background.before_ack`). The listener Bolt calls
+    takes Bolt's argument names; `work` takes the click."""
 
     def make(work: ClickWork) -> Listener:
         async def listener(
@@ -152,9 +156,13 @@ def on_click(work: ClickWork | None = None, *, urgent: bool = False) -> Any:
             client: AsyncWebClient,
             context: AsyncBoltContext,
         ) -> None:
-            await ack()
             click = Click(services_of(context), body, action, respond, client)
-            click.later(work(click), urgent=urgent)
+            if opens_modal:
+                await click.before_ack(work(click))
+                await ack()
+            else:
+                await ack()
+                click.later(work(click))
 
         listener.__name__, listener.__doc__ = work.__name__, work.__doc__
         listener.__qualname__ = work.__qualname__

@@ -55,8 +55,13 @@ async def open_request_form(
     channel: str | None,
     prefill: Prefill | None = None,
 ) -> None:
-    """The request form, with how many of the organisation's service accounts are in use (a
-    database count: the trigger lives three seconds); `prefill` when it answers an offer."""
-    seats = await services.runtime.quota_usage()
-    view = request_modal(channel, services.runtime.policy.offer, seats, prefill)
+    """The request form, with how many of the organisation's service accounts are in use (the
+    last count, a few seconds old at most: the trigger lives three seconds); `prefill` when it
+    answers an offer."""
+    runtime = services.runtime
+    seats = await runtime.quota_usage(fresh=False)
+    if prefill is None:
+        view = services.forms.form(runtime.policy, channel, seats)
+    else:
+        view = request_modal(channel, runtime.policy.offer, seats, prefill).to_dict()
     await client.views_open(trigger_id=trigger_id, view=view)

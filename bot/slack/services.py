@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.process.background import Background
 from bot.process.settings import Settings
+from bot.slack.views.request_modal import RequestForms
 from bot.slack.views.text import escape
 from workflows.errors import UserError
 from workflows.runtime import Runtime
@@ -26,6 +27,7 @@ class Services:
     settings: Settings
     runtime: Runtime
     background: Background
+    forms: RequestForms = field(default_factory=RequestForms)
 
 
 def services_of(context: AsyncBoltContext) -> Services:

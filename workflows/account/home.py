@@ -43,7 +43,7 @@ async def home_for(runtime: Runtime, user: str) -> Home:
         await _my_requests(runtime, user),
         await _waiting_for(runtime, user),
         admin,
-        await runtime.quota_usage(),
+        await runtime.quota_usage(fresh=False),
     )
 
 

@@ -5,11 +5,15 @@ Atlassian reports no quota (5 free, 250 with Guard Standard, 1,000 on Enterprise
 by sabot or by hand. Listing them all takes a call per page, too slow for the three seconds Slack
 gives a form's answer, so the count at Atlassian is the one the daily reconcile recorded (its
 audit event); sabot's own accounts and the requests still waiting for a decision or a create come
-from the database at the moment of asking, so what sabot did since is never missed.
+from the database. A submit counts at the moment of asking, so what sabot did since is never
+missed; the lines that only inform may be a few seconds old (`UsageCache`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -88,3 +92,31 @@ async def usage(db: Database, limit: int) -> Usage:
     if not isinstance(in_use, int):
         return Usage(limit, None, None, int(held), int(asked))
     return Usage(limit, in_use, at, int(held), int(asked))
+
+
+class UsageCache:
+    """The last `usage` answer, for the lines that only inform (the request form opens while
+    its trigger's three seconds run, and a burst of `request` commands each asking the
+    database made the forms wait for CPU). It is asked again once this process has committed
+    anything since, or after `MAX_AGE_SECONDS` (other replicas' requests), and by one caller
+    at a time: the others share that answer. A submit always counts afresh, so a stale line
+    can never let a request past the limit."""
+
+    MAX_AGE_SECONDS = 10.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        # (limit, commits, when) the answer was asked for, and the answer (maybe still coming)
+        self._seen: tuple[tuple[int, int, float], asyncio.Future[Usage]] | None = None
+
+    async def get(self, db: Database, limit: int) -> Usage:
+        now = self.clock()
+        if self._seen is not None:
+            (seen_limit, commits, at), answer = self._seen
+            fresh = (seen_limit, commits) == (limit, db.commits) and now - at < self.MAX_AGE_SECONDS
+            if fresh and not (answer.done() and answer.exception() is not None):
+                return await asyncio.shield(answer)
+        # The commit count before the read: a commit during it makes the next caller ask afresh.
+        answer = asyncio.ensure_future(usage(db, limit))
+        self._seen = ((limit, db.commits, now), answer)
+        return await asyncio.shield(answer)

@@ -23,13 +23,13 @@ async def approve(click: Click) -> None:
     await decisions.decide(click.runtime, click.request_id, click.user, Verdict.APPROVE)
 
 
-@on_click(urgent=True)
+@on_click(opens_modal=True)
 async def deny(click: Click) -> None:
     """Ask for a reason; who may deny is checked when the reason is submitted."""
     await click.open(deny_modal(click.request_id))
 
 
-@on_click(urgent=True)
+@on_click(opens_modal=True)
 async def break_glass(click: Click) -> None:
     await click.open(break_glass_modal(click.request_id))
 
@@ -79,13 +79,13 @@ async def rotate(click: Click) -> None:
     await rotate_and_tell(click.services, click.ref, click.user, click.show, False)
 
 
-@on_click(urgent=True)
+@on_click(opens_modal=True)
 async def home_request(click: Click) -> None:
     """The Home tab's "Request a service account": the same modal as the command."""
     await open_request_form(click.services, click.client, click.body["trigger_id"], None)
 
 
-@on_click(urgent=True)
+@on_click(opens_modal=True)
 async def reassign(click: Click) -> None:
     """From an orphan alert: ask the admin for the new owner (checked at submit)."""
     await click.open(account_views.reassign_modal(click.ref))

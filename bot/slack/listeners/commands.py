@@ -53,10 +53,13 @@ class Call:
     def name(self) -> str:
         return str(self.command.get("command") or self.services.settings.sabot_command)
 
-    def later(self, work: Coroutine[Any, Any, Any], *, urgent: bool = False) -> None:
-        """Run after the acknowledgement; answer errors ephemerally. `urgent` (a modal to open:
-        its trigger_id lives 3 s) skips the queue of follow-ups."""
-        self.services.background.spawn(answering_errors(work, self.respond), urgent=urgent)
+    def later(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run after the acknowledgement; answer errors ephemerally."""
+        self.services.background.spawn(answering_errors(work, self.respond))
+
+    async def before_ack(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run now, the ack waiting for it (a modal to open: its trigger_id lives 3 s)."""
+        await self.services.background.before_ack(answering_errors(work, self.respond))
 
     async def show(self, text: str, blocks: Sequence[Block]) -> None:
         shown = [b.to_dict() for b in blocks] or None
@@ -68,17 +71,21 @@ T = TypeVar("T")
 
 
 def subcommand(
-    parse: Callable[[Call], T], *, urgent: bool = False
+    parse: Callable[[Call], T], *, opens_modal: bool = False
 ) -> Callable[[Callable[[Call, T], Coroutine[Any, Any, None]]], Subcommand]:
     """`parse` checks the words before the ack (a bad word is the ack's one line, nothing
-    else happens); the work runs after it, its errors answered ephemerally. `urgent`: the work
-    opens a modal, whose trigger_id lives 3 s."""
+    else happens); the work runs after it, its errors answered ephemerally. `opens_modal`: the
+    work runs before the ack (`Background.before_ack`), as its trigger_id lives 3 s."""
 
     def make(work: Callable[[Call, T], Coroutine[Any, Any, None]]) -> Subcommand:
         async def run(call: Call) -> None:
             parsed = parse(call)
-            await call.ack()
-            call.later(work(call, parsed), urgent=urgent)
+            if opens_modal:
+                await call.before_ack(work(call, parsed))
+                await call.ack()
+            else:
+                await call.ack()
+                call.later(work(call, parsed))
 
         return run
 
@@ -119,7 +126,7 @@ async def _help(call: Call) -> None:
     await call.ack(text=usage(call.name))
 
 
-@subcommand(_ignored, urgent=True)
+@subcommand(_ignored, opens_modal=True)
 async def _request(call: Call, _: None) -> None:
     channel = call.command.get("channel_id")
     await open_request_form(call.services, call.client, call.command["trigger_id"], channel)

@@ -23,13 +23,13 @@ async def offer(click: Click) -> None:
     await click.say(replacement_views.offered_text(done))
 
 
-@on_click(urgent=True)
+@on_click(opens_modal=True)
 async def dismiss(click: Click) -> None:
     """Ask why; who may dismiss is checked when the reason is submitted."""
     await click.open(dismiss_finding_modal(click.account_id))
 
 
-@on_click(urgent=True)
+@on_click(opens_modal=True)
 async def open_form(click: Click) -> None:
     prefill = await replacement.prefill(click.runtime, click.account_id, click.user)
     await open_request_form(click.services, click.client, click.body["trigger_id"], None, prefill)
