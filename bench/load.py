@@ -32,9 +32,14 @@ class Cell:
     triggers: tuple[str, ...] = ()
 
 
-def body_for(kind: str, sink: str, trigger_id: str | None = None) -> str:
-    n = next(_ids)
-    response_url = f"{sink}/response/bench-{n}"
+def answer_path(n: int) -> str:
+    """Where request `n` asks for its answer (its response_url, at the sink)."""
+    return f"/response/bench-{n}"
+
+
+def body_for(kind: str, sink: str, trigger_id: str | None = None, n: int | None = None) -> str:
+    n = next(_ids) if n is None else n
+    response_url = f"{sink}{answer_path(n)}"
     trigger_id = trigger_id or f"{n}.1111111111.bench{n:08x}"
     if kind in ("help", "list", "request"):
         return urlencode(
@@ -131,8 +136,9 @@ async def _run(cell: Cell) -> dict[str, object]:
     clients = [Connection(host, port) for _ in range(cell.concurrency)]
     triggers = iter(cell.triggers)
     sent: dict[str, float] = {}  # trigger_id -> wall-clock time the request was sent
+    asked: dict[str, float] = {}  # answer path -> the same, for the measured requests
 
-    async def phase(count: int) -> tuple[list[float], int, float]:
+    async def phase(count: int, measured: bool) -> tuple[list[float], int, float]:
         latencies: list[float] = []
         errors = 0
         remaining = iter(range(count))
@@ -140,11 +146,13 @@ async def _run(cell: Cell) -> dict[str, object]:
         async def worker(conn: Connection) -> None:
             nonlocal errors
             for _ in remaining:
-                trigger = next(triggers, None)
-                body = body_for(cell.kind, cell.sink, trigger).encode()
+                trigger, n = next(triggers, None), next(_ids)
+                body = body_for(cell.kind, cell.sink, trigger, n).encode()
                 headers = {"Content-Type": FORM, **signed_headers(cell.secret, body)}
                 if trigger is not None:
                     sent[trigger] = time.time()
+                if measured:
+                    asked[answer_path(n)] = time.time()
                 start = time.perf_counter()
                 try:
                     ok = await conn.post("/slack/events", body, headers) == 200
@@ -158,14 +166,15 @@ async def _run(cell: Cell) -> dict[str, object]:
         await asyncio.gather(*(worker(c) for c in clients))
         return latencies, errors, time.perf_counter() - began
 
-    await phase(cell.warmup)
-    latencies, errors, wall = await phase(cell.total)
+    await phase(cell.warmup, measured=False)
+    latencies, errors, wall = await phase(cell.total, measured=True)
     for conn in clients:
         conn.close()
-    return {"latencies": latencies, "errors": errors, "wall": wall, "sent": sent}
+    return {"latencies": latencies, "errors": errors, "wall": wall, "sent": sent, "asked": asked}
 
 
 def run_cell(cell: Cell) -> dict[str, object]:
-    """Entry point in the load-generator process: returns latencies (s), errors, wall (s) and,
-    for requests that carried an issued trigger_id, when each was sent (wall clock, s)."""
+    """Entry point in the load-generator process: returns latencies (s), errors, wall (s),
+    for requests that carried an issued trigger_id when each was sent (wall clock, s), and
+    for each measured request when it was sent, by the path its answer goes to."""
     return asyncio.run(_run(cell))

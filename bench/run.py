@@ -213,6 +213,36 @@ def modal_summary(sandbox: Sandbox, sent: dict[str, float], wait: float) -> dict
     }
 
 
+# -- list, click: the answer -------------------------------------------------------------------
+
+ANSWERED = ("list", "click")  # the bot answers these at the response_url after the ack
+
+
+def answer_summary(sink: str, asked: dict[str, float], wait: float) -> dict[str, float]:
+    """From each measured command to its answer arriving at the sink (the floor), after
+    waiting up to `wait` s for the last one: answered, p50/p99/max ms, and how long after the
+    cell's end the last answer came (the follow-up work still queued when the acks were done)."""
+    ended = time.time()
+    deadline = time.monotonic() + wait
+    while True:
+        arrived: dict[str, float] = httpx.get(
+            f"{sink}/_arrivals", params={"prefix": "/response/bench-"}, timeout=10
+        ).json()
+        got = {path: arrived[path] for path in asked if path in arrived}
+        if len(got) >= len(asked) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    took = sorted((at - asked[path]) * 1000 for path, at in got.items())
+    return {
+        "n": float(len(asked)),
+        "answered": float(len(took)),
+        "p50": statistics.median(took) if took else float("nan"),
+        "p99": pct(took, 0.99) if took else float("nan"),
+        "max": took[-1] if took else float("nan"),
+        "drained": (max(got.values()) - ended) * 1000 if got else float("nan"),
+    }
+
+
 # -- Reveal ----------------------------------------------------------------------------------
 
 
@@ -284,6 +314,7 @@ class Run:
     args: argparse.Namespace
     results: dict[tuple[int, str, str], dict[str, float]]
     modals: dict[tuple[int, str], dict[str, float]]
+    answers: dict[tuple[int, str], dict[str, float]]
     listing: dict[str, dict[str, str]]
     startup: dict[str, dict[str, str]]
     imports: dict[str, tuple[float, float]]
@@ -318,8 +349,15 @@ def ack_cells(
                         f" | modal p50={m['p50']:.0f} p99={m['p99']:.0f} ms "
                         f"opened={m['opened']:.0f}/{m['n']:.0f} late={m['late']:.0f}"
                     )
+                if kind in ANSWERED and server == "bot":  # waits until the answers are in
+                    a = answer_summary(floor, result["asked"], wait=30.0)
+                    run.answers[concurrency, kind] = a
+                    line += (
+                        f" | answer p50={a['p50']:.0f} p99={a['p99']:.0f} ms "
+                        f"answered={a['answered']:.0f}/{a['n']:.0f}"
+                    )
                 print(line, flush=True)
-                if server == "bot":  # let its follow-up work drain a little
+                if server == "bot":  # let the rest of its work (audits, jobs) settle
                     time.sleep(SETTLE_SECONDS)
 
 
@@ -355,7 +393,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
-    run = Run(args, {}, {}, {}, {}, {}, {}, " / ".join(f"{x:.2f}" for x in os.getloadavg()))
+    run = Run(args, {}, {}, {}, {}, {}, {}, {}, " / ".join(f"{x:.2f}" for x in os.getloadavg()))
 
     sandbox = start_sandbox()
     env = dict(sandbox.bot_env())
@@ -515,6 +553,23 @@ def render(run: Run) -> str:
                 f"| {concurrency} | {server} | {m['opened']:.0f}/{m['n']:.0f} | {m['failed']:.0f} "
                 f"| {m['missing']:.0f} | {m['p50']:.1f} | {m['p99']:.1f} | {m['max']:.1f} "
                 f"| {m['late']:.0f} |"
+            )
+    if run.answers:
+        lines += [
+            "",
+            "## `list`, `click`: command sent to its answer at the response_url (ms)",
+            "",
+            "sabot's answer (the page, the refusal) posted to the `response_url` after the ack, as",
+            "received by the floor; bare Bolt only acknowledges. The next cell starts once every",
+            "answer is in; *drained* is how long after the cell's last ack the last answer came.",
+            "",
+            "| clients | request | answered | p50 | p99 | max | drained |",
+            "|---:|---|---:|---:|---:|---:|---:|",
+        ]
+        for (concurrency, kind), a in sorted(run.answers.items()):
+            lines.append(
+                f"| {concurrency} | {kind} | {a['answered']:.0f}/{a['n']:.0f} | {a['p50']:.1f} "
+                f"| {a['p99']:.1f} | {a['max']:.1f} | {a['drained']:.0f} |"
             )
     if run.listing:
         lines += [

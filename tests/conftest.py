@@ -17,38 +17,16 @@ from typing import Any
 import pytest
 
 from sandbox import bot_process
-from sandbox.bot_process import (
-    BotProcess,
-    bot_environment,
-    start_bot,
-    start_socket_bot,
-    start_worker,
-)
-from sandbox.people import ADMIN, ADMIN_ENV
+from sandbox.bot_process import BotProcess, start_bot
+from sandbox.people import ADMIN_ENV
 from sandbox.runner import Sandbox, start_sandbox
 from sandbox.slack_client import SlackSandbox
 from tests.support import sweep
-from tests.support.databases import dump_database, rows
 from tests.support.in_process import InProcessBot, serve_in_process
 from tests.support.lifecycle import World
 from tests.support.lifecycle import lifecycle_world as make_lifecycle_world
 from tests.support.reliability import record
 from tests.support.throwaway import throwaway_database
-
-# The helpers' old home: a test written against it still imports them from here. New tests
-# import from sandbox.bot_process, sandbox.people and tests.support.
-__all__ = [
-    "ADMIN",
-    "ADMIN_ENV",
-    "BotProcess",
-    "bot_environment",
-    "dump_database",
-    "rows",
-    "start_bot",
-    "start_socket_bot",
-    "start_worker",
-    "throwaway_database",
-]
 
 TIERS = ("unit", "domain", "slack", "e2e")
 # unit: functions and views, no database, no server. domain: the workflows in process (SQLite
@@ -104,6 +82,7 @@ TEST_TIERS = {
     "test_policy::test_broken_files_say_where_and_what": "unit",
     "test_policy::test_requesters_and_admins_from_groups": "unit",
     "test_policy::test_the_example_is_valid_and_says_what_it_means": "unit",
+    "test_processes::test_a_new_database_is_made_as_the_migrations_would_make_it": "domain",
     "test_processes::test_migrated_schema_is_the_models_schema": "domain",
     "test_secret_sweep::test_library_loggers_follow_log_level_and_bodies_only_when_asked": "unit",
     "test_settings::test_comma_lists_and_trailing_slash": "unit",

@@ -10,10 +10,12 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 import workflows.models  # noqa: F401 (the tables register on SQLModel.metadata)
@@ -32,6 +34,7 @@ from sandbox.runner import Sandbox, free_port
 from sandbox.slack_client import SlackSandbox
 from tests.support.databases import PENDING_WORK, rows
 from tests.support.reliability import engine_of, record
+from tests.support.throwaway import throwaway_database
 from workflows.db import Database
 from workflows.migrations import head_revision, shipped_head, upgrade
 
@@ -141,6 +144,62 @@ def test_migrated_schema_is_the_models_schema(database_url: str, tmp_path: Path)
             await db.dispose()
 
     assert asyncio.run(differences()) == []
+
+
+def _schema(sync: Any) -> dict[str, Any]:
+    """Every table as the database reports it: columns with their server defaults, keys,
+    foreign keys, indexes (partial ones with their WHERE), unique and check constraints."""
+    seen = inspect(sync)
+
+    def index(ix: dict[str, Any]) -> tuple[Any, ...]:
+        where = {k: str(v) for k, v in (ix.get("dialect_options") or {}).items()}
+        return (ix["name"], tuple(ix["column_names"]), bool(ix["unique"]), sorted(where.items()))
+
+    return {
+        table: {
+            "columns": sorted(
+                (c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                for c in seen.get_columns(table)
+            ),
+            "key": seen.get_pk_constraint(table),
+            "foreign": sorted(str(f) for f in seen.get_foreign_keys(table)),
+            "indexes": sorted(index(ix) for ix in seen.get_indexes(table)),
+            "unique": sorted(str(u) for u in seen.get_unique_constraints(table)),
+            "checks": sorted(str(c) for c in seen.get_check_constraints(table)),
+        }
+        for table in sorted(seen.get_table_names())
+    }
+
+
+def test_a_new_database_is_made_as_the_migrations_would_make_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A database with no tables is made from the models and stamped (no alembic import, a
+    tenth of the time); it must be the very schema that replaying every migration makes, and
+    alembic must take it as being at the head."""
+
+    async def build(url: str, from_scratch: bool) -> tuple[dict[str, Any], str | None]:
+        db = Database(url)
+        try:
+            await upgrade(db, from_scratch=from_scratch)
+            await upgrade(db, from_scratch=False)  # alembic finds nothing to do
+            async with db.engine.connect() as conn:
+                schema = await conn.run_sync(_schema)
+                head = await conn.run_sync(
+                    lambda sync: MigrationContext.configure(sync).get_current_revision()
+                )
+        finally:
+            await db.dispose()
+        return schema, head
+
+    engine = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    (tmp_path / "replayed").mkdir()
+    with throwaway_database(engine, tmp_path / "replayed") as replayed_url:
+        made, made_head = asyncio.run(build(database_url, True))
+        replayed, replayed_head = asyncio.run(build(replayed_url, False))
+    assert made_head == replayed_head == head_revision()
+    assert "alembic_version" in made and len(made) == len(SQLModel.metadata.tables) + 1
+    assert made == replayed
 
 
 def test_replicas_starting_at_once_migrate_once(

@@ -38,8 +38,14 @@ def utc_column(nullable: bool = False, index: bool = False) -> Any:
     return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
 
 
-def json_column() -> Any:
-    return Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+def json_column(**column: Any) -> Any:
+    return Field(default_factory=list, sa_type=sa.JSON, nullable=False, sa_column_kwargs=column)
+
+
+def added_later(default: Any, server_default: Any) -> Any:
+    """A column a migration added to a table that had rows: they got `server_default`, and a
+    database made from the models (workflows.migrations `_create`) has the same default."""
+    return Field(default=default, sa_column_kwargs={"server_default": server_default})
 
 
 # A name is taken while its request has not ended. In the statuses' order, this is the text
@@ -69,7 +75,7 @@ class ServiceAccountRequest(SQLModel, table=True):
     scopes: list[str] = json_column()
     lifetime_days: int
     # Fixed when the request is made: a later policy change does not move the goalposts.
-    required_approvals: int = 1
+    required_approvals: int = added_later(1, "1")  # migration 0002
     requester_id: str = Field(index=True, max_length=32)
     origin_channel_id: str | None = Field(default=None, max_length=32)
     status: str = Field(default=RequestStatus.SUBMITTED.value, index=True, max_length=16)
@@ -106,7 +112,7 @@ class ServiceAccount(SQLModel, table=True):
     # Who revoked its tokens last, and whether as an admin: an admin's revoke is not the
     # owner's to undo.
     revoked_by: str | None = Field(default=None, max_length=32)
-    revoked_by_admin: bool = False
+    revoked_by_admin: bool = added_later(False, sa.false())  # migration 0006
     created_at: datetime = utc_column()
     # Idle accounts (the daily idle check): when its deletion was last proposed, and when the
     # owner or an admin last chose to keep it; neither is proposed again for another N days.
@@ -154,7 +160,7 @@ class Decision(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=500)
     # Whether this approval counted when the quorum was last evaluated: an approver removed
     # from the approvers since no longer counts (and counts again if added back).
-    counts: bool = True
+    counts: bool = added_later(True, sa.true())  # migration 0006
     created_at: datetime = utc_column()
 
 
@@ -246,8 +252,8 @@ class Finding(SQLModel, table=True):
     state_reason: str | None = Field(default=None, max_length=500)
     state_by: str | None = Field(default=None, max_length=32)
     # Product keys the person has access to ("jira-software", "confluence"): the offer's
-    # request form starts with these products ticked.
-    products: list[str] = json_column()
+    # request form starts with these products ticked. (Migration 0009 added it: '[]' before.)
+    products: list[str] = json_column(server_default=sa.text("'[]'"))
     # Set when an admin offers a service account: the person in Slack, and the token to replace.
     slack_user_id: str | None = Field(default=None, max_length=32)
     replaced_token_id: str | None = Field(default=None, max_length=128)

@@ -46,10 +46,10 @@ async def run_socket_mode(settings: Settings) -> int:
 
     assembly = await assemble(settings)
     _stop_on_signals(assembly.stop)
-    app = build_app(assembly.services, assembly.client, socket_mode=True)
+    edge = build_app(assembly.services, assembly.client, socket_mode=True)
     assert settings.slack_app_token is not None
     link = SocketModeLink(
-        app,
+        edge,
         settings.slack_app_token.get_secret_value(),
         assembly.client,  # given, not left to Bolt: on SLACK_API_URL, with the process's pool
         on_refused=assembly.stop.set,

@@ -17,7 +17,7 @@ from time import perf_counter
 from typing import Any
 from urllib.parse import quote
 
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.adapter.starlette.async_handler import to_async_bolt_request, to_starlette_response
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -30,7 +30,7 @@ from bot.process import logs
 from bot.process.assembly import Assembly, assemble, settle_heap
 from bot.process.metrics import CONTENT_TYPE, Metrics
 from bot.process.settings import Settings
-from bot.slack.app import build_app
+from bot.slack.app import SlackEdge, build_app
 from bot.slack.request_shape import Refusal, read_body, refusal
 from workflows.db import Database
 
@@ -110,7 +110,7 @@ async def database_problem(db: Database) -> str | None:
 
 class _State:
     assembly: Assembly
-    handler: AsyncSlackRequestHandler
+    edge: SlackEdge
     ready: bool = True
 
 
@@ -123,8 +123,7 @@ def create_server(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         logs.adopt("uvicorn", "uvicorn.access")  # its lines in our format, masked
         assembly = await assemble(settings, migrate=migrate, metrics=metrics)
-        app = build_app(assembly.services, assembly.client)
-        state.assembly, state.handler = assembly, AsyncSlackRequestHandler(app)
+        state.assembly, state.edge = assembly, build_app(assembly.services, assembly.client)
         if run_worker:
             assembly.start_worker()
         settle_heap()
@@ -136,20 +135,18 @@ def create_server(
 
     async def slack_events(request: Request) -> Response:
         body = await read_body(request, seconds=settings.http_read_timeout_seconds)
-        refused = (
-            body
-            if isinstance(body, Refusal)
-            else refusal(
-                body,
-                request.headers.get("content-type", ""),
-                request.headers.get("x-slack-request-timestamp"),
-            )
-        )
-        if refused is not None:
+        if not isinstance(body, Refusal):
+            content_type = request.headers.get("content-type", "")
+            stamp = request.headers.get("x-slack-request-timestamp")
+            body = refusal(body, content_type, stamp) or body
+        if isinstance(body, Refusal):
             # One line, never the body (it is not trusted, and may be anybody's).
-            log.warning("refused a request to %s: %s", SLACK_EVENTS, refused.reason)
-            return JSONResponse({"error": refused.reason}, status_code=refused.status)
-        response = await state.handler.handle(request)
+            log.warning("refused a request to %s: %s", SLACK_EVENTS, body.reason)
+            return JSONResponse({"error": body.reason}, status_code=body.status)
+        # As Bolt's Starlette adapter does (its `to_...` functions), with what the listeners
+        # find on the context put on the request first.
+        bolt_request = to_async_bolt_request(request, body)
+        response = to_starlette_response(await state.edge.dispatch(bolt_request))
         if response.status_code == 401:
             # One line, never the body: Bolt's own log of this holds the whole payload.
             log.warning("refused a request with a bad or stale Slack signature")

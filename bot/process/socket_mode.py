@@ -16,16 +16,17 @@ import time
 from collections.abc import Callable
 
 from slack_bolt.adapter.socket_mode.async_base_handler import AsyncBaseSocketModeHandler
-from slack_bolt.adapter.socket_mode.async_internals import (
-    run_async_bolt_app,
-    send_async_response,
-)
+from slack_bolt.adapter.socket_mode.async_internals import send_async_response
+from slack_bolt.adapter.socket_mode.internals import build_headers
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.app import SlackEdge
 
 # What Slack answers apps.connections.open when retrying cannot help, and what it means.
 REFUSALS = {
@@ -88,12 +89,12 @@ class SocketModeLink(AsyncBaseSocketModeHandler):
 
     def __init__(
         self,
-        app: AsyncApp,
+        edge: SlackEdge,
         app_token: str,
         web_client: AsyncWebClient,
         on_refused: Callable[[], None],
     ) -> None:
-        self.app = app
+        self.app, self.edge = edge.app, edge
         self.client = client = AppTokenRefusingClient(
             app_token=app_token,
             logger=SDK_LOG,
@@ -105,8 +106,11 @@ class SocketModeLink(AsyncBaseSocketModeHandler):
         client.socket_mode_request_listeners.append(self.handle)  # type: ignore[arg-type]
 
     async def handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
+        """As Bolt's `run_async_bolt_app`, through the edge (what listeners find on the
+        context)."""
         started = time.time()
-        response = await run_async_bolt_app(self.app, req)
+        request = AsyncBoltRequest(mode="socket_mode", body=req.payload, headers=build_headers(req))
+        response = await self.edge.dispatch(request)
         await send_async_response(client, req, response, started)
 
     @property

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import ClientSession
 from slack_bolt.app.async_app import AsyncApp
-from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.context.respond.internals import _build_message
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.models.attachments import Attachment
 from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient, WebhookResponse
 
-from bot.process import logs
 from bot.slack.listeners import register_listeners
 from bot.slack.services import Services, problem_text
 
@@ -78,7 +78,30 @@ class PooledRespond(AsyncRespond):
         return await client.send_dict(message)
 
 
-def build_app(services: Services, client: AsyncWebClient, *, socket_mode: bool = False) -> AsyncApp:
+@dataclass
+class SlackEdge:
+    """The Bolt app, and what every listener finds on Bolt's context: the services, and
+    `respond()` over the process's HTTP session. Put on each request before Bolt dispatches it,
+    by both front doors (HTTP, Socket Mode): a Bolt middleware doing this cost a tenth of an
+    acknowledgement, as Bolt builds every argument a middleware could ask for (some thirty) at
+    each call."""
+
+    app: AsyncApp
+    services: Services
+    client: AsyncWebClient
+
+    async def dispatch(self, request: AsyncBoltRequest) -> BoltResponse:
+        context = request.context
+        context["services"] = self.services
+        session = self.client.session
+        if context.response_url and session is not None:
+            context["respond"] = PooledRespond(response_url=context.response_url, session=session)
+        return await self.app.async_dispatch(request)
+
+
+def build_app(
+    services: Services, client: AsyncWebClient, *, socket_mode: bool = False
+) -> SlackEdge:
     """A Bolt AsyncApp whose listeners ack first and leave slow work to jobs.
 
     process_before_response=True makes Bolt await the ack listener instead of polling for
@@ -95,24 +118,6 @@ def build_app(services: Services, client: AsyncWebClient, *, socket_mode: bool =
         raise_error_for_unhandled_request=False,
     )
 
-    # One middleware, not one per concern: Bolt builds every argument a middleware could ask
-    # for (some thirty) each time it calls one, on every request.
-    @app.middleware
-    async def attach_services(
-        context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]
-    ) -> BoltResponse:
-        context["services"] = services
-        if context.response_url and client.session is not None:
-            context["respond"] = PooledRespond(
-                response_url=context.response_url, session=client.session
-            )
-        if not socket_mode:
-            # The Slack user on every line the request logs. Bolt runs the listener after this
-            # returns, in the same task: `bind`, not a block; bot.process.server.RequestScope's
-            # block around the whole HTTP request undoes it.
-            logs.bind(slack_user=context.user_id)
-        return await next()
-
     @app.error
     async def on_error(error: Exception, body: dict[str, Any], respond: Any) -> None:
         text = problem_text(error)
@@ -120,4 +125,4 @@ def build_app(services: Services, client: AsyncWebClient, *, socket_mode: bool =
             await respond(text=text, response_type="ephemeral", replace_original=False)
 
     register_listeners(app, settings.sabot_command)
-    return app
+    return SlackEdge(app, services, client)

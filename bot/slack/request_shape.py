@@ -45,9 +45,7 @@ async def read_body(request: Request, *, seconds: float) -> bytes | Refusal:
         return Refusal(408, f"the body did not arrive within {seconds:g} s")
     except ClientDisconnect:
         return Refusal(400, "the client went away mid-body")
-    body = b"".join(chunks)
-    request._body = body  # Bolt's adapter reads request.body(): hand it what was read
-    return body
+    return b"".join(chunks)
 
 
 def refusal(body: bytes, content_type: str, timestamp: str | None) -> Refusal | None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from slack_bolt.context.async_context import AsyncBoltContext
 
+from bot.process import logs
 from bot.process.background import Background
 from bot.process.settings import Settings
 from bot.slack.views.request_modal import RequestForms
@@ -31,6 +32,11 @@ class Services:
 
 
 def services_of(context: AsyncBoltContext) -> Services:
+    """The services, for a listener (Bolt verified the request before calling it); from here
+    on every line logged names the Slack user it answers. `bind`, not a block: Bolt runs the
+    rest of the listener in the same task, whose end undoes it (over HTTP the block around the
+    whole request, bot.process.server.RequestScope; over Socket Mode the listener's own task)."""
+    logs.bind(slack_user=context.user_id)
     services: Services = context["services"]
     return services
 

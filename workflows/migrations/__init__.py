@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from workflows.db import Database
@@ -50,6 +50,34 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(_config(connection), "head")
 
 
+def _create(connection: Connection) -> None:
+    """A database with no tables yet: the models' tables as they are now, stamped with the
+    newest revision (as `alembic stamp head` writes it). Alembic's advice for a database built
+    from scratch: replaying every migration makes the same schema, in ten times the time and an
+    import of alembic (tests/test_processes.py holds the two equal)."""
+    from sqlmodel import SQLModel
+
+    import workflows.models  # noqa: F401  (registers the tables on the metadata)
+
+    SQLModel.metadata.create_all(connection)
+    connection.execute(
+        text(
+            "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+        )
+    )
+    connection.execute(
+        text("INSERT INTO alembic_version (version_num) VALUES (:head)"), {"head": shipped_head()}
+    )
+
+
+def _build(connection: Connection, from_scratch: bool) -> None:
+    if from_scratch and not inspect(connection).get_table_names():
+        _create(connection)
+    else:
+        _upgrade(connection)
+
+
 async def _up_to_date(db: Database) -> bool:
     try:
         async with db.engine.connect() as conn:
@@ -59,17 +87,20 @@ async def _up_to_date(db: Database) -> bool:
     return [row[0] for row in found] == [shipped_head()]
 
 
-async def upgrade(db: Database) -> None:
-    """Bring the schema to the newest revision, safely from several processes at once.
+async def upgrade(db: Database, *, from_scratch: bool = True) -> None:
+    """Bring the schema to the newest revision, safely from several processes at once; a
+    database with no tables is made from the models at once (`from_scratch=False` replays
+    every migration instead).
 
-    Replicas starting together queue on a transaction-scoped advisory lock: it is released by
-    the commit that makes the migrated schema visible (or by the rollback of a failed one), so
-    the next replica can only look at the schema once it is complete, and finds nothing to do.
+    Replicas starting together queue on a transaction-scoped advisory lock (SQLite: its write
+    lock, BEGIN IMMEDIATE): it is released by the commit that makes the schema visible (or by
+    the rollback of a failed one), so the next replica can only look at the schema once it is
+    complete, and finds nothing to do.
     """
     if await _up_to_date(db):
         return  # the usual restart: nothing to migrate, and no alembic to import
     async with db.engine.connect() as conn:
         if not db.is_sqlite:
             await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
-        await conn.run_sync(_upgrade)
+        await conn.run_sync(_build, from_scratch)
         await conn.commit()
