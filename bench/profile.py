@@ -21,7 +21,15 @@ import time
 from pathlib import Path
 
 from bench.load import Cell, run_cell
-from bench.run import BOT_ENV, ROOT, issue_triggers, modal_summary, summarize, uvicorn_app
+from bench.run import (
+    BOT_ENV,
+    ROOT,
+    issue_triggers,
+    modal_summary,
+    stand_ins_undisturbed,
+    summarize,
+    uvicorn_app,
+)
 from sandbox.bot_process import start_bot
 from sandbox.runner import start_sandbox
 
@@ -69,7 +77,8 @@ def main() -> int:
                 floor.url,
                 triggers,
             )
-            result = loadgen.apply(run_cell, (cell,))
+            with stand_ins_undisturbed():
+                result = loadgen.apply(run_cell, (cell,))
             summary = summarize(result)
             print(
                 f"{args.kind} at {args.clients} clients: ack p50 {summary['p50']:.2f} ms, "

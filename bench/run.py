@@ -50,7 +50,9 @@ ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("help", "request", "list", "click")
 SERVERS = ("floor", "bolt", "bot")
 SETTLE_SECONDS = 2.0  # pause after each bot cell, so baselines don't run under its backlog
-WARNINGS = ("--log-level", "warning")  # as `sabot serve` runs uvicorn
+# As `sabot serve` runs uvicorn (its own subclass of uvicorn's h11 protocol, bot/process/
+# http_protocol.py): the same HTTP parser whatever else is installed.
+UVICORN_ARGS = ("--log-level", "warning", "--http", "h11")
 REQUESTER = "U0ALICE"  # sends the commands (load.body_for)
 TRIGGER_SECONDS = 3.0  # Slack's trigger_id lifetime
 BOT_ENV = {"LOG_LEVEL": "INFO", "SABOT_ADMINS": listing.ADMIN}
@@ -106,7 +108,7 @@ def uvicorn_app(target: str, env: dict[str, str], log: Path) -> Iterator[Server]
     started = time.monotonic()
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", target, "--port", str(port), *WARNINGS],
+            [sys.executable, "-m", "uvicorn", target, "--port", str(port), *UVICORN_ARGS],
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=out,
@@ -142,12 +144,20 @@ class RssWatch:
         return self.peak
 
 
-def quiet_heap() -> None:
-    """Put what this process holds so far (the stand-ins' records of every call: thousands of
-    views) out of the garbage collector's reach before a cell, so a full collection in the
-    stand-ins does not stall the answers the servers under test wait for."""
+@contextmanager
+def stand_ins_undisturbed() -> Iterator[None]:
+    """No garbage collection in this process (the stand-ins) while a cell runs. They keep a
+    record of every call (thousands of views a cell), and a full collection over them stalled
+    every answer for tens of milliseconds: the server whose ack waits on a Slack call (sabot
+    opens its form before the ack) then showed the stand-in's pauses, which Slack does not make.
+    Collected between cells."""
     gc.collect()
     gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def pct(sorted_ms: list[float], q: float) -> float:
@@ -333,8 +343,8 @@ def ack_cells(
                 modal = kind == "request" and server != "floor"
                 triggers = issue_triggers(sandbox, warmup + total) if modal else ()
                 cell = Cell(urls[server], kind, concurrency, total, warmup, secret, floor, triggers)
-                quiet_heap()
-                result = loadgen.apply(run_cell, (cell,))
+                with stand_ins_undisturbed():
+                    result = loadgen.apply(run_cell, (cell,))
                 summary = summarize(result)
                 run.results[(concurrency, kind, server)] = summary
                 line = (

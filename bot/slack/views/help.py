@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from bot.slack.views.text import escape, unescape
 
 
+@cache  # one command name per process: built once
 def usage(command: str) -> str:
     return (
         f"*{command}* hands out Atlassian Cloud service accounts with an approval step.\n"
