@@ -3,9 +3,8 @@
 Only quick, losable follow-ups go here (opening a modal, an ephemeral refusal, a decision that a
 person would simply click again). Anything that must survive a crash is a database job.
 
-Modals are started before the ack, a bounded number at once (`start_modal`): a trigger_id lives
-3 s from the moment Slack sent the request, so a burst must not be acknowledged faster than its
-forms open.
+A modal is opened before the ack (`open_modal`): a trigger_id lives 3 s from the moment Slack
+sent the request, so a burst must not be acknowledged faster than its forms open.
 
 A few follow-ups run at once (`limit`); the others wait their turn in order, as coroutines not
 yet started. Under a burst this keeps the event loop's turns short, so acknowledgements stay
@@ -29,21 +28,18 @@ log = logging.getLogger(__name__)
 # More than enough for a workspace's steady traffic (each follow-up is a few milliseconds of
 # work and a round trip or two); only a burst waits.
 DEFAULT_LIMIT = 32
-# Modals being opened at once. A request that would open one more waits, before its ack, for one
-# of them to be open: acknowledging a burst faster than its forms open left thousands to open
-# after their trigger_ids had expired, which Slack refuses.
-MODALS_AT_ONCE = 32
-# The longest an ack waits for that: Slack wants the ack within 3 s, and the trigger lives 3 s
-# from the same moment; past it the modal is started anyway.
+# How long an ack waits for its modal to open. Acknowledging a burst of `request` commands at
+# once left thousands of forms to open after their trigger_ids had expired (Slack refuses them);
+# waiting for each, no more can be asked for than can be opened. Slack wants the ack within 3 s,
+# and the trigger lives 3 s from the same moment: past this the ack goes, the modal still opening.
 MODAL_WAIT_SECONDS = 2.0
 
 Work = Coroutine[Any, Any, Any]
 
 
 class Background:
-    def __init__(self, limit: int = DEFAULT_LIMIT, modals: int = MODALS_AT_ONCE) -> None:
+    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
         self.limit = limit
-        self._modals = asyncio.Semaphore(modals)
         self._tasks: set[asyncio.Task[Any]] = set()
         # Unstarted work, each with the context (log fields) of the request that asked for it.
         self._waiting: deque[tuple[Work, contextvars.Context]] = deque()
@@ -61,33 +57,17 @@ class Background:
         else:
             self._waiting.append((work, context))
 
-    async def start_modal(self, work: Work) -> None:
-        """Start `work`, which opens a modal, once fewer than MODALS_AT_ONCE are opening (or
-        after MODAL_WAIT_SECONDS); return once it has started, so the ack can go."""
-        if not self._modals.locked():
-            await self._modals.acquire()
-            held = True
-        else:
-            try:
-                async with asyncio.timeout(MODAL_WAIT_SECONDS):
-                    await self._modals.acquire()
-                held = True
-            except TimeoutError:
-                held = False
-                log.warning("%d modals still opening after %gs", MODALS_AT_ONCE, MODAL_WAIT_SECONDS)
-        self._start(self._opening(work, held), contextvars.copy_context())
+    async def open_modal(self, work: Work) -> None:
+        """Start `work`, which opens a modal, at once whatever is queued, and wait until it is
+        done or MODAL_WAIT_SECONDS have passed; the ack goes then (the work goes on if it must)."""
+        task = self._start(work, contextvars.copy_context())
+        await asyncio.wait((task,), timeout=MODAL_WAIT_SECONDS)
 
-    async def _opening(self, work: Work, held: bool) -> None:
-        try:
-            await work
-        finally:
-            if held:
-                self._modals.release()
-
-    def _start(self, work: Work, context: contextvars.Context) -> None:
+    def _start(self, work: Work, context: contextvars.Context) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(work, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -128,9 +128,9 @@ class Click:
         """After the ack."""
         self.services.background.spawn(self._then_home(work))
 
-    async def start_modal(self, work: Coroutine[Any, Any, Any]) -> None:
-        """Started now (a modal to open: its trigger_id lives 3 s), once not too many are."""
-        await self.services.background.start_modal(self._then_home(work))
+    async def open_modal(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Now, the ack waiting for it (a modal to open: its trigger_id lives 3 s)."""
+        await self.services.background.open_modal(self._then_home(work))
 
     async def _then_home(self, work: Coroutine[Any, Any, Any]) -> None:
         await answering_errors(work, self.say)
@@ -144,7 +144,7 @@ Listener = Callable[..., Awaitable[None]]
 
 def on_click(work: ClickWork | None = None, *, opens_modal: bool = False) -> Any:
     """`@on_click` or `@on_click(opens_modal=True)` (the work opens a modal: its trigger_id
-    lives 3 s, so it starts before the ack, `Background.start_modal`). The listener Bolt calls
+    lives 3 s, so it runs before the ack, `Background.open_modal`). The listener Bolt calls
     takes Bolt's argument names; `work` takes the click."""
 
     def make(work: ClickWork) -> Listener:
@@ -158,7 +158,7 @@ def on_click(work: ClickWork | None = None, *, opens_modal: bool = False) -> Any
         ) -> None:
             click = Click(services_of(context), body, action, respond, client)
             if opens_modal:
-                await click.start_modal(work(click))
+                await click.open_modal(work(click))
                 await ack()
             else:
                 await ack()

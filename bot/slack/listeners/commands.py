@@ -57,9 +57,9 @@ class Call:
         """Run after the acknowledgement; answer errors ephemerally."""
         self.services.background.spawn(answering_errors(work, self.respond))
 
-    async def start_modal(self, work: Coroutine[Any, Any, Any]) -> None:
-        """Start now (a modal to open: its trigger_id lives 3 s), once not too many are."""
-        await self.services.background.start_modal(answering_errors(work, self.respond))
+    async def open_modal(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Now, the ack waiting for it (a modal to open: its trigger_id lives 3 s)."""
+        await self.services.background.open_modal(answering_errors(work, self.respond))
 
     async def show(self, text: str, blocks: Sequence[Block]) -> None:
         shown = [b.to_dict() for b in blocks] or None
@@ -75,13 +75,13 @@ def subcommand(
 ) -> Callable[[Callable[[Call, T], Coroutine[Any, Any, None]]], Subcommand]:
     """`parse` checks the words before the ack (a bad word is the ack's one line, nothing
     else happens); the work runs after it, its errors answered ephemerally. `opens_modal`: the
-    work starts before the ack (`Background.start_modal`), as its trigger_id lives 3 s."""
+    work runs before the ack (`Background.open_modal`), as its trigger_id lives 3 s."""
 
     def make(work: Callable[[Call, T], Coroutine[Any, Any, None]]) -> Subcommand:
         async def run(call: Call) -> None:
             parsed = parse(call)
             if opens_modal:
-                await call.start_modal(work(call, parsed))
+                await call.open_modal(work(call, parsed))
                 await call.ack()
             else:
                 await call.ack()
