@@ -129,8 +129,9 @@ class Click:
         self.services.background.spawn(self._then_home(work))
 
     async def open_modal(self, work: Coroutine[Any, Any, Any]) -> None:
-        """Now, the ack waiting for it (a modal to open: its trigger_id lives 3 s)."""
-        await self.services.background.open_modal(self._then_home(work))
+        """Now, the ack waiting for it (a modal to open: its trigger_id lives 3 s). Opening a
+        form changes nothing the Home tab shows: no refresh."""
+        await self.services.background.open_modal(answering_errors(work, self.say))
 
     async def _then_home(self, work: Coroutine[Any, Any, Any]) -> None:
         await answering_errors(work, self.say)
