@@ -426,7 +426,7 @@ def main() -> int:
             # on any provisioning is slow, and must not leak into acknowledgements.
             sandbox.atlassian.answer_delay_seconds = 2.0
             time.sleep(2.0)
-            run.startup["`sabot serve` (SQLite, new file: migrations)"] = {
+            run.startup["`sabot serve` (SQLite, new file: schema made)"] = {
                 "ready": f"{ready * 1000:.0f} ms",
                 "rss": f"{rss_mb(bot.process.pid):.1f} MB",
             }
