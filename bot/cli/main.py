@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -318,9 +319,15 @@ def _policy_parsers(sub: Any) -> None:
     explain.set_defaults(run=_policy_explain)
 
 
+# They turn the garbage collector back on once started (bot/__main__.py says why it is off).
+LONG_RUNNING = (_serve, _worker, _socket)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
+    if run not in LONG_RUNNING:
+        gc.enable()
     try:
         sys.exit(run(args))
     except SettingsError as error:

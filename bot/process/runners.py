@@ -55,9 +55,9 @@ async def run_socket_mode(settings: Settings) -> int:
         on_refused=assembly.stop.set,
     )
     assembly.start_worker()
+    settle_heap()  # before connecting, which may take a while: Slack may be down
     try:
         if await link.connect_until(assembly.stop):
-            settle_heap()
             log.info("sabot connected over Socket Mode")
             await assembly.stop.wait()
     finally:
