@@ -79,7 +79,7 @@ def main() -> int:
             )
             with stand_ins_undisturbed():
                 result = loadgen.apply(run_cell, (cell,))
-            summary = summarize(result)
+            summary = summarize([result])
             print(
                 f"{args.kind} at {args.clients} clients: ack p50 {summary['p50']:.2f} ms, "
                 f"p99 {summary['p99']:.2f} ms, max {summary['max']:.1f} ms, "

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,12 @@ IMPORTS = {
     ),
     "alembic (migrations)": "import alembic.command, alembic.config",
     "pydantic-settings": "import pydantic_settings",
+    "the libraries `sabot serve` stands on, alone: the three above, httpx, "
+    "prometheus_client, the SQLite driver's dialect": (
+        "import slack_bolt.app.async_app, slack_bolt.adapter.starlette.async_handler, uvicorn, "
+        "sqlalchemy.ext.asyncio, sqlmodel, aiosqlite, sqlalchemy.dialects.sqlite.aiosqlite, "
+        "pydantic_settings, httpx, prometheus_client"
+    ),
     "`sabot serve`: `bot.cli.main` + `bot.process.server` (everything it needs), the "
     "collector off as `sabot` has it": "import gc; gc.disable(); import bot.cli.main, "
     "bot.process.server",
@@ -165,14 +171,15 @@ def pct(sorted_ms: list[float], q: float) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))]
 
 
-def summarize(result: dict[str, Any]) -> dict[str, float]:
-    lat = sorted(x * 1000 for x in result["latencies"])
+def summarize(rounds: list[dict[str, Any]]) -> dict[str, float]:
+    """Latency percentiles over every round's requests; throughput over their summed walls."""
+    lat = sorted(x * 1000 for result in rounds for x in result["latencies"])
     return {
         "p50": statistics.median(lat),
         "p99": pct(lat, 0.99),
         "max": lat[-1],
-        "rps": len(lat) / float(result["wall"]),
-        "errors": float(result["errors"]),
+        "rps": len(lat) / sum(float(result["wall"]) for result in rounds),
+        "errors": float(sum(result["errors"] for result in rounds)),
         "n": float(len(lat)),
     }
 
@@ -331,45 +338,90 @@ class Run:
     imports: dict[str, tuple[float, float]]
     extra: dict[str, str]
     load: str = "?"  # the load average when the run began
+    # (clients, request): the lowest and highest of the rounds' own p99 ratios, bot/bolt
+    spread: dict[tuple[int, str], tuple[float, float]] = field(default_factory=dict)
 
 
 def ack_cells(
     run: Run, sandbox: Sandbox, urls: dict[str, str], floor: str, loadgen: Any, levels: list[int]
 ) -> None:
-    secret = sandbox.slack.signing_secret
     for concurrency in levels:
-        total, warmup = cell_size(concurrency, run.args.quick)
         for kind in run.args.kinds.split(","):
-            for server in SERVERS:  # interleaved: floor, bolt, bot per cell
-                modal = kind == "request" and server != "floor"
-                triggers = issue_triggers(sandbox, warmup + total) if modal else ()
-                cell = Cell(urls[server], kind, concurrency, total, warmup, secret, floor, triggers)
-                with stand_ins_undisturbed():
-                    result = loadgen.apply(run_cell, (cell,))
-                summary = summarize(result)
-                run.results[(concurrency, kind, server)] = summary
-                line = (
-                    f"c={concurrency:<3} {kind:<7} {server:<5} p50={summary['p50']:.2f} "
-                    f"p99={summary['p99']:.2f} max={summary['max']:.1f} ms "
-                    f"{summary['rps']:.0f} req/s errors={summary['errors']:.0f}"
-                )
-                if modal:
-                    m = modal_summary(sandbox, result["sent"], wait=30.0)
-                    run.modals[(concurrency, server)] = m
-                    line += (
-                        f" | modal p50={m['p50']:.0f} p99={m['p99']:.0f} ms "
-                        f"opened={m['opened']:.0f}/{m['n']:.0f} late={m['late']:.0f}"
-                    )
-                if kind in ANSWERED and server == "bot":  # waits until the answers are in
-                    a = answer_summary(floor, result["asked"], wait=30.0)
-                    run.answers[concurrency, kind] = a
-                    line += (
-                        f" | answer p50={a['p50']:.0f} p99={a['p99']:.0f} ms "
-                        f"answered={a['answered']:.0f}/{a['n']:.0f}"
-                    )
-                print(line, flush=True)
-                if server == "bot":  # let the rest of its work (audits, jobs) settle
-                    time.sleep(SETTLE_SECONDS)
+            results: dict[str, list[dict[str, Any]]] = {server: [] for server in SERVERS}
+            answers: list[dict[str, float]] = []
+            for turn in range(1, run.args.rounds + 1):
+                for server in SERVERS:  # interleaved: floor, bolt, bot, then again
+                    result = ack_cell(run, sandbox, urls[server], floor, loadgen, concurrency, kind)
+                    results[server].append(result)
+                    line = f"c={concurrency:<3} {kind:<7} {server:<5} round {turn}: "
+                    line += summary_line(summarize([result]))
+                    if kind == "request" and server != "floor":
+                        m = modal_summary(sandbox, result["sent"], wait=30.0)
+                        line += (
+                            f" | modal p50={m['p50']:.0f} p99={m['p99']:.0f} ms "
+                            f"opened={m['opened']:.0f}/{m['n']:.0f} late={m['late']:.0f}"
+                        )
+                    if kind in ANSWERED and server == "bot":  # waits until the answers are in
+                        answers.append(answer_summary(floor, result["asked"], wait=30.0))
+                        a = answers[-1]
+                        line += (
+                            f" | answer p50={a['p50']:.0f} p99={a['p99']:.0f} ms "
+                            f"answered={a['answered']:.0f}/{a['n']:.0f}"
+                        )
+                    print(line, flush=True)
+                    if server == "bot":  # let the rest of its work (audits, jobs) settle
+                        time.sleep(SETTLE_SECONDS)
+            pool_rounds(run, sandbox, floor, (concurrency, kind), results, answers)
+
+
+def ack_cell(
+    run: Run, sandbox: Sandbox, url: str, floor: str, loadgen: Any, concurrency: int, kind: str
+) -> dict[str, Any]:
+    """One round of one cell against one server, in the load generator's process."""
+    total, warmup = cell_size(concurrency, run.args.quick)
+    modal = kind == "request" and url != floor
+    triggers = issue_triggers(sandbox, warmup + total) if modal else ()
+    secret = sandbox.slack.signing_secret
+    cell = Cell(url, kind, concurrency, total, warmup, secret, floor, triggers)
+    with stand_ins_undisturbed():
+        result: dict[str, Any] = loadgen.apply(run_cell, (cell,))
+    return result
+
+
+def pool_rounds(
+    run: Run,
+    sandbox: Sandbox,
+    floor: str,
+    key: tuple[int, str],
+    results: dict[str, list[dict[str, Any]]],
+    answers: list[dict[str, float]],
+) -> None:
+    """Each server's figures from every round's requests together; the spread of the rounds'
+    own p99 ratios says how far one round's figure could be trusted."""
+    concurrency, kind = key
+    for server, rounds in results.items():
+        run.results[(concurrency, kind, server)] = summarize(rounds)
+    ratios = [
+        summarize([bot])["p99"] / summarize([bolt])["p99"]
+        for bot, bolt in zip(results["bot"], results["bolt"], strict=True)
+    ]
+    run.spread[key] = (min(ratios), max(ratios))
+    if kind == "request":
+        for server in ("bolt", "bot"):
+            sent = {k: v for r in results[server] for k, v in r["sent"].items()}
+            run.modals[(concurrency, server)] = modal_summary(sandbox, sent, wait=0.0)
+    if answers:
+        asked = {k: v for r in results["bot"] for k, v in r["asked"].items()}
+        pooled = answer_summary(floor, asked, wait=0.0)
+        pooled["drained"] = max(a["drained"] for a in answers)
+        run.answers[key] = pooled
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    return (
+        f"p50={summary['p50']:.2f} p99={summary['p99']:.2f} max={summary['max']:.1f} ms "
+        f"{summary['rps']:.0f} req/s errors={summary['errors']:.0f}"
+    )
 
 
 def list_cells(run: Run, sandbox: Sandbox, bot: BotProcess, engine: str, count: int) -> None:
@@ -394,6 +446,13 @@ def main() -> int:
     parser.add_argument("--concurrency", default="1,10,50,200")
     parser.add_argument("--quick", action="store_true", help="a third of the requests per cell")
     parser.add_argument("--kinds", default=",".join(KINDS), help="the request kinds to send")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="run each cell this many times, floor, bolt and bot in turn; the table pools "
+        "every round's requests (default %(default)s)",
+    )
     parser.add_argument("--reveal-flows", type=int, default=20)
     parser.add_argument("--accounts", type=int, default=10_000, help="for the `list` cell")
     parser.add_argument(
@@ -522,13 +581,18 @@ def render(run: Run) -> str:
         f"Measured {when} on {platform.node()}: {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, load average {run.load} (1 / 5 / 15 min) when it "
         f"began; `python -m bench.run"
-        f"{' --quick' if args.quick else ''} --concurrency {args.concurrency}`.",
+        f"{' --quick' if args.quick else ''} --concurrency {args.concurrency} "
+        f"--rounds {args.rounds}`.",
         "",
         "## Acknowledgement latency (ms), throughput (req/s)",
         "",
+        f"Each cell ran {args.rounds} times, floor, bare Bolt and sabot in turn; a row pools "
+        "every round's requests. *p99 bot/bolt, by round* is the lowest and highest of the "
+        "rounds' own ratios: how far the figure of one round could be off.",
+        "",
         "| clients | request | server | n | p50 | p99 | max | req/s | non-200 |"
-        " p50 bot/bolt | p99 bot/bolt | p50 bot/floor | p99 bot/floor |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " p50 bot/bolt | p99 bot/bolt | p99 bot/bolt, by round | p50 bot/floor | p99 bot/floor |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for concurrency in levels:
         for kind in KINDS:
@@ -536,13 +600,15 @@ def render(run: Run) -> str:
                 r = run.results.get((concurrency, kind, server))
                 if r is None:
                     continue
-                ratios = ["", "", "", ""]
+                ratios = ["", "", "", "", ""]
                 if server == "bot":
                     b = run.results[(concurrency, kind, "bolt")]
                     f = run.results[(concurrency, kind, "floor")]
+                    low, high = run.spread[(concurrency, kind)]
                     ratios = [
                         f"{r['p50'] / b['p50']:.2f}",
                         f"{r['p99'] / b['p99']:.2f}",
+                        f"{low:.2f} to {high:.2f}",
                         f"{r['p50'] / f['p50']:.1f}",
                         f"{r['p99'] / f['p99']:.1f}",
                     ]

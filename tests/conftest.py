@@ -38,6 +38,7 @@ MODULE_TIERS = {
     "test_rendering_limits": "unit",
     "test_validation": "unit",
     "test_atlassian_client": "domain",
+    "test_database": "domain",
     "test_lifecycle": "domain",
     "test_pending": "domain",
     "test_quota_line": "domain",

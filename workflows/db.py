@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import PoolResetState
 
 SQLITE_BUSY_TIMEOUT_S = 30
 # Execution option of the engine behind `Database.reading()`: on SQLite, a plain (deferred) BEGIN.
@@ -32,7 +33,7 @@ def async_url(url: str) -> str:
     raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
 
 
-def _make_sqlite_transactions_immediate(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine) -> None:
     # pysqlite's own BEGIN is deferred: two readers upgrading to writers fail at once with
     # "database is locked" instead of waiting. BEGIN IMMEDIATE takes the write lock up front,
     # so concurrent transactions queue on busy_timeout. (SQLAlchemy's documented recipe.)
@@ -50,6 +51,14 @@ def _make_sqlite_transactions_immediate(engine: AsyncEngine) -> None:
         # A read-only snapshot needs no write lock: in WAL mode it reads while another writes.
         snapshot = conn.get_execution_options().get(SNAPSHOT_READ, False)
         conn.exec_driver_sql("BEGIN" if snapshot else "BEGIN IMMEDIATE")
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _reset(dbapi_connection: Any, record: Any, state: PoolResetState) -> None:
+        # With the engine's pool_reset_on_return=None: a connection goes back to the pool
+        # rolled back only if it is still inside a transaction. After a commit, the pool's own
+        # rollback was a round trip to aiosqlite's thread for nothing, on every transaction.
+        if state.asyncio_safe and record.driver_connection.in_transaction:
+            dbapi_connection.rollback()
 
 
 def rowcount(result: Any) -> int:
@@ -74,11 +83,12 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": not self.is_sqlite}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+            kwargs["pool_reset_on_return"] = None  # see _reset
         else:
             kwargs.update(pool_size=10, max_overflow=20)
         self.engine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
-            _make_sqlite_transactions_immediate(self.engine)
+            _configure_sqlite(self.engine)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         snapshots = self.engine.execution_options(
             **({SNAPSHOT_READ: True} if self.is_sqlite else {"postgresql_readonly": True})
