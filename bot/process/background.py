@@ -3,8 +3,8 @@
 Only quick, losable follow-ups go here (opening a modal, an ephemeral refusal, a decision that a
 person would simply click again). Anything that must survive a crash is a database job.
 
-A modal is opened before the ack (`open_modal`): a trigger_id lives 3 s from the moment Slack
-sent the request, so a burst must not be acknowledged faster than its forms open.
+A modal's `views.open` is sent before the ack (`open_modal`): a trigger_id lives 3 s from the
+moment Slack sent the request, so a burst must not be acknowledged faster than its forms go out.
 
 A few follow-ups run at once (`limit`); the others wait their turn in order, as coroutines not
 yet started. Under a burst this keeps the event loop's turns short, so acknowledgements stay
@@ -28,13 +28,33 @@ log = logging.getLogger(__name__)
 # More than enough for a workspace's steady traffic (each follow-up is a few milliseconds of
 # work and a round trip or two); only a burst waits.
 DEFAULT_LIMIT = 32
-# How long an ack waits for its modal to open. Acknowledging a burst of `request` commands at
-# once left thousands of forms to open after their trigger_ids had expired (Slack refuses them);
-# waiting for each, no more can be asked for than can be opened. Slack wants the ack within 3 s,
-# and the trigger lives 3 s from the same moment: past this the ack goes, the modal still opening.
+# How long an ack waits for its modal's views.open to be sent. Acknowledging a burst of
+# `request` commands at once left thousands of forms to open after their trigger_ids had expired
+# (Slack refuses them); waiting for each to be on the wire (which takes one of the Slack pool's
+# connections), no more can be asked for than can be sent. Slack wants the ack within 3 s, and
+# the trigger lives 3 s from the same moment: past this the ack goes, the modal still opening.
 MODAL_WAIT_SECONDS = 2.0
 
 Work = Coroutine[Any, Any, Any]
+
+# In the context of a modal's work (`open_modal`): done once its views.open has been written.
+_VIEW_SENT: contextvars.ContextVar[asyncio.Future[None] | None] = contextvars.ContextVar(
+    "view_sent", default=None
+)
+
+
+def view_sent() -> None:
+    """A views.open request is being written (bot.slack.slack_api traces it): the ack that
+    `open_modal` holds for it may go. Slack's answer is not waited for: the form is then
+    Slack's to show, and a refusal is told to the person by the work itself."""
+    sent = _VIEW_SENT.get()
+    if sent is not None:
+        _resolve(sent)
+
+
+def _resolve(sent: asyncio.Future[None]) -> None:
+    if not sent.done():
+        sent.set_result(None)
 
 
 class Background:
@@ -58,10 +78,15 @@ class Background:
             self._waiting.append((work, context))
 
     async def open_modal(self, work: Work) -> None:
-        """Start `work`, which opens a modal, at once whatever is queued, and wait until it is
-        done or MODAL_WAIT_SECONDS have passed; the ack goes then (the work goes on if it must)."""
-        task = self._start(work, contextvars.copy_context())
-        await asyncio.wait((task,), timeout=MODAL_WAIT_SECONDS)
+        """Start `work`, which opens a modal, at once whatever is queued, and wait until its
+        views.open is sent, it is done, or MODAL_WAIT_SECONDS have passed; the ack goes then
+        (the work goes on)."""
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        context = contextvars.copy_context()
+        context.run(_VIEW_SENT.set, sent)
+        task = self._start(work, context)
+        task.add_done_callback(lambda _: _resolve(sent))
+        await asyncio.wait((sent,), timeout=MODAL_WAIT_SECONDS)
 
     def _start(self, work: Work, context: contextvars.Context) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(work, context=context)

@@ -27,6 +27,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.process.background import view_sent
 from bot.process.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,22 @@ def slack_session(
         timeout=aiohttp.ClientTimeout(total=timeout),
         cookie_jar=aiohttp.DummyCookieJar(),  # no cookies kept, as with a session per call
         middlewares=(*middlewares, gate),
+        trace_configs=[_views_open_sent()],
     )
+
+
+def _views_open_sent() -> aiohttp.TraceConfig:
+    """Tells `Background.open_modal` when a views.open goes out (its body is being written)."""
+
+    async def on_body(
+        _session: Any, _context: Any, sent: aiohttp.TraceRequestChunkSentParams
+    ) -> None:
+        if sent.url.path.endswith("/views.open"):
+            view_sent()
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_chunk_sent.append(on_body)
+    return trace
 
 
 def web_client(settings: Settings, **kwargs: Any) -> AsyncWebClient:
