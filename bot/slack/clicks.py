@@ -8,15 +8,18 @@ A listener is then the domain call and its answer:
 
 `on_click` acks at once (Slack wants it within 3 s) and runs the work after the ack (a modal
 to open goes first: `opens_modal`), answers a known error in the clicker's words and an unknown
-one with a reference id, and refreshes the Home tab when the click came from there.
+one with a reference id, and refreshes the Home tab when the click came from there. A group of
+listeners goes to Bolt as one (`register_buttons`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
@@ -170,3 +173,30 @@ def on_click(work: ClickWork | None = None, *, opens_modal: bool = False) -> Any
         return listener
 
     return make(work) if work is not None else make
+
+
+def register_buttons(
+    app: AsyncApp, buttons: Sequence[tuple[str | re.Pattern[str], Listener]]
+) -> None:
+    """A group's buttons as one Bolt listener, which finds the clicked one's listener by its
+    action id (an id, or a pattern of ids: `ids.routes`). Bolt tries its listeners one after
+    another and builds every argument for each try, about 10 us each here: with a Bolt listener
+    per button, a click on the last of 21 paid for 20 misses before its own listener ran."""
+    named = {f"button{n}": listener for n, (_, listener) in enumerate(buttons)}
+    patterns = (i.pattern if isinstance(i, re.Pattern) else f"^{re.escape(i)}$" for i, _ in buttons)
+    either = re.compile("|".join(f"(?P<button{n}>{p})" for n, p in enumerate(patterns)))
+
+    async def clicked(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
+    ) -> None:
+        match = either.search(action["action_id"])
+        assert match is not None  # Bolt calls this only for what `either` matches
+        name = next(group for group, found in match.groupdict().items() if found is not None)
+        await named[name](ack, body, action, respond, client, context)
+
+    app.action(either)(clicked)

@@ -7,7 +7,7 @@ import re
 
 from slack_bolt.app.async_app import AsyncApp
 
-from bot.slack.clicks import Click, on_click
+from bot.slack.clicks import Click, on_click, register_buttons
 from bot.slack.ids import ActionId, routes
 from bot.slack.replies import open_request_form, rotate_and_tell
 from bot.slack.views import accounts as account_views
@@ -92,15 +92,20 @@ async def reassign(click: Click) -> None:
 
 
 def register(app: AsyncApp) -> None:
-    app.action(ActionId.REASSIGN.value)(reassign)
-    app.action(ActionId.HOME_REQUEST.value)(home_request)
-    app.action(re.compile(f"^{ActionId.ACCOUNTS_PAGE.value}_"))(accounts_page)
-    app.action(ActionId.CONFIRM_REVOKE.value)(confirm_revoke)
-    app.action(ActionId.CONFIRM_DELETE.value)(confirm_delete)
-    app.action(ActionId.DISMISS.value)(dismiss)
-    app.action(routes(ActionId.ROTATE))(rotate)
-    app.action(routes(ActionId.APPROVE))(approve)
-    app.action(routes(ActionId.DENY))(deny)
-    app.action(ActionId.REVEAL.value)(reveal_token)
-    app.action(ActionId.CANCEL.value)(cancel)
-    app.action(ActionId.BREAK_GLASS.value)(break_glass)
+    register_buttons(
+        app,
+        [
+            (routes(ActionId.APPROVE), approve),
+            (routes(ActionId.DENY), deny),
+            (ActionId.REVEAL.value, reveal_token),
+            (ActionId.CANCEL.value, cancel),
+            (ActionId.BREAK_GLASS.value, break_glass),
+            (routes(ActionId.ROTATE), rotate),
+            (re.compile(f"^{ActionId.ACCOUNTS_PAGE.value}_"), accounts_page),
+            (ActionId.CONFIRM_REVOKE.value, confirm_revoke),
+            (ActionId.CONFIRM_DELETE.value, confirm_delete),
+            (ActionId.DISMISS.value, dismiss),
+            (ActionId.REASSIGN.value, reassign),
+            (ActionId.HOME_REQUEST.value, home_request),
+        ],
+    )

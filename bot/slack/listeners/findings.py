@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from slack_bolt.app.async_app import AsyncApp
 
-from bot.slack.clicks import Click, on_click
+from bot.slack.clicks import Click, on_click, register_buttons
 from bot.slack.ids import ActionId, BlockId, CallbackId, routes
 from bot.slack.replies import open_request_form
 from bot.slack.submissions import Submission, on_answer
@@ -55,9 +55,14 @@ async def submit_dismissal(answer: Submission) -> None:
 
 
 def register(app: AsyncApp) -> None:
-    app.action(routes(ActionId.FINDING_OFFER))(offer)
-    app.action(routes(ActionId.FINDING_DISMISS))(dismiss)
-    app.action(ActionId.REPLACEMENT_FORM.value)(open_form)
-    app.action(ActionId.REPLACEMENT_DECLINE.value)(decline)
-    app.action(ActionId.REPLACEMENT_CONFIRM.value)(confirm)
+    register_buttons(
+        app,
+        [
+            (routes(ActionId.FINDING_OFFER), offer),
+            (routes(ActionId.FINDING_DISMISS), dismiss),
+            (ActionId.REPLACEMENT_FORM.value, open_form),
+            (ActionId.REPLACEMENT_DECLINE.value, decline),
+            (ActionId.REPLACEMENT_CONFIRM.value, confirm),
+        ],
+    )
     app.view(CallbackId.FINDING_DISMISS.value)(submit_dismissal)

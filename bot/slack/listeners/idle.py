@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from slack_bolt.app.async_app import AsyncApp
 
-from bot.slack.clicks import Click, on_click
+from bot.slack.clicks import Click, on_click, register_buttons
 from bot.slack.ids import ActionId
 from bot.slack.views import accounts as account_views
 from bot.slack.views import idle as idle_views
@@ -40,7 +40,12 @@ async def delete_account(click: Click) -> None:
 
 
 def register(app: AsyncApp) -> None:
-    app.action(ActionId.IDLE_TOKEN_KEEP.value)(keep_token)
-    app.action(ActionId.IDLE_TOKEN_REVOKE.value)(revoke_token)
-    app.action(ActionId.IDLE_ACCOUNT_KEEP.value)(keep_account)
-    app.action(ActionId.IDLE_ACCOUNT_DELETE.value)(delete_account)
+    register_buttons(
+        app,
+        [
+            (ActionId.IDLE_TOKEN_KEEP.value, keep_token),
+            (ActionId.IDLE_TOKEN_REVOKE.value, revoke_token),
+            (ActionId.IDLE_ACCOUNT_KEEP.value, keep_account),
+            (ActionId.IDLE_ACCOUNT_DELETE.value, delete_account),
+        ],
+    )
