@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.app.async_app import AsyncApp
-from slack_bolt.context.ack.async_ack import AsyncAck
-from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.kwargs_injection.async_args import AsyncArgs
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
@@ -143,29 +142,28 @@ class Click:
 
 
 ClickWork = Callable[[Click], Coroutine[Any, Any, None]]
-Listener = Callable[..., Awaitable[None]]
+Listener = Callable[[AsyncArgs], Awaitable[None]]
+
+
+def _action(args: AsyncArgs) -> dict[str, Any]:
+    assert args.action is not None  # Bolt has it for every block_actions request
+    return args.action
 
 
 def on_click(work: ClickWork | None = None, *, opens_modal: bool = False) -> Any:
     """`@on_click` or `@on_click(opens_modal=True)` (the work opens a modal: its trigger_id
     lives 3 s, so it runs before the ack, `Background.open_modal`). The listener Bolt calls
-    takes Bolt's argument names; `work` takes the click."""
+    takes Bolt's `args` (every argument it has); `work` takes the click."""
 
     def make(work: ClickWork) -> Listener:
-        async def listener(
-            ack: AsyncAck,
-            body: dict[str, Any],
-            action: dict[str, Any],
-            respond: AsyncRespond,
-            client: AsyncWebClient,
-            context: AsyncBoltContext,
-        ) -> None:
-            click = Click(services_of(context), body, action, respond, client)
+        async def listener(args: AsyncArgs) -> None:
+            services = services_of(args.context)
+            click = Click(services, args.body, _action(args), args.respond, args.client)
             if opens_modal:
                 await click.open_modal(work(click))
-                await ack()
+                await args.ack()
             else:
-                await ack()
+                await args.ack()
                 click.later(work(click))
 
         listener.__name__, listener.__doc__ = work.__name__, work.__doc__
@@ -186,17 +184,10 @@ def register_buttons(
     patterns = (i.pattern if isinstance(i, re.Pattern) else f"^{re.escape(i)}$" for i, _ in buttons)
     either = re.compile("|".join(f"(?P<button{n}>{p})" for n, p in enumerate(patterns)))
 
-    async def clicked(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        action: dict[str, Any],
-        respond: AsyncRespond,
-        client: AsyncWebClient,
-        context: AsyncBoltContext,
-    ) -> None:
-        match = either.search(action["action_id"])
+    async def clicked(args: AsyncArgs) -> None:
+        match = either.search(_action(args)["action_id"])
         assert match is not None  # Bolt calls this only for what `either` matches
         name = next(group for group, found in match.groupdict().items() if found is not None)
-        await named[name](ack, body, action, respond, client, context)
+        await named[name](args)
 
     app.action(either)(clicked)
