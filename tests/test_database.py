@@ -1,5 +1,6 @@
-"""How the process holds its SQLite connections: a pooled connection never keeps the write lock
-once its work is over, whichever way that work ended."""
+"""How the process holds its SQLite connections: a transaction that may write takes the write
+lock from its start, a read takes none, and a pooled connection never keeps the lock once its
+work is over, whichever way that work ended."""
 
 from __future__ import annotations
 
@@ -32,9 +33,13 @@ async def test_pooled_connections_give_the_write_lock_back(tmp_path: Path) -> No
     db = Database(f"sqlite:///{path}")
     try:
         await upgrade(db)
-        async with db.transaction() as session:  # committed
+        async with db.reading() as session:  # a snapshot: no write lock
             await session.execute(text("SELECT 1"))
-        assert another_process_can_write(path)
+            assert another_process_can_write(path)
+        async with db.transaction() as session:  # BEGIN IMMEDIATE: the write lock from the start
+            await session.execute(text("SELECT 1"))
+            assert not another_process_can_write(path)
+        assert another_process_can_write(path)  # committed
 
         with pytest.raises(RuntimeError):  # rolled back by the failure
             async with db.transaction() as session:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import PoolResetState
+from sqlalchemy.util import await_
 
 SQLITE_BUSY_TIMEOUT_S = 30
 # Execution option of the engine behind `Database.reading()`: on SQLite, a plain (deferred) BEGIN.
@@ -50,7 +51,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _begin(conn: Any) -> None:
         # A read-only snapshot needs no write lock: in WAL mode it reads while another writes.
         snapshot = conn.get_execution_options().get(SNAPSHOT_READ, False)
-        conn.exec_driver_sql("BEGIN" if snapshot else "BEGIN IMMEDIATE")
+        # Straight to aiosqlite: one round trip to its thread, where a statement through
+        # SQLAlchemy's cursor adapter takes three (make the cursor, execute, close it).
+        driver = conn.connection.driver_connection
+        await_(driver.execute("BEGIN" if snapshot else "BEGIN IMMEDIATE"))
 
     @event.listens_for(engine.sync_engine, "reset")
     def _reset(dbapi_connection: Any, record: Any, state: PoolResetState) -> None:
