@@ -301,6 +301,23 @@ class AtlassianState:
             if g["effective_at"] <= now and not g["resource"].startswith("ari:cloud:jira::")
         ]
 
+    def make_token_by_hand(
+        self, atlassian_id: str, label: str, scopes: list[str], expires_at: float
+    ) -> Token:
+        """What an admin does in the console after a refused mint: a token on the account,
+        under the label sabot asked for; its value goes to the owner, not to sabot."""
+        token = Token(
+            str(uuid.uuid4()),
+            atlassian_id,
+            label,
+            _token_value(),
+            list(scopes),
+            _iso(expires_at),
+            self.clock(),
+        )
+        self.tokens.append(token)
+        return token
+
     def minted_values(self) -> list[str]:
         """Every token value ever minted, revoked or not."""
         return [t.value for t in self.tokens]

@@ -6,6 +6,7 @@ socket), so the domain's own code runs unchanged while time is moved instead of 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -30,16 +31,22 @@ def world(lifecycle_world: World) -> World:
     return lifecycle_world
 
 
-async def active_with_token(world: World) -> int:
+async def approved(world: World) -> int:
+    """A request asked for and approved: its account made, Reveal open."""
     request = await requests.submit(world.runtime, "U0ALICE", FORM, "C0GENERAL")
     await world.run()
     assert request.id is not None
     await decisions.decide(world.runtime, request.id, "U0BOB", Verdict.APPROVE)
     await world.run()
-    await reveal.request_reveal(world.runtime, request.id, ALICE)
+    return request.id
+
+
+async def active_with_token(world: World) -> int:
+    request_id = await approved(world)
+    await reveal.request_reveal(world.runtime, request_id, ALICE)
     await world.run()
     assert len(world.live_tokens()) == 1
-    return request.id
+    return request_id
 
 
 async def test_rotation_revokes_the_old_token_after_the_grace_period(world: World) -> None:
@@ -84,6 +91,85 @@ async def test_expiry_warnings_then_expired(world: World) -> None:
     details = await accounts.details(world.runtime, "ci-bot", "U0ALICE")
     assert [t.state for t in details.tokens] == ["expired"]
     assert "token_expired" in [e.action for e in details.history]
+
+
+async def manual_step(world: World) -> None:
+    """An approved account whose mint Atlassian refuses: Reveal ends in an admin's manual step."""
+    request_id = await approved(world)
+    world.atlassian.switch_off("mint", "403")
+    await reveal.request_reveal(world.runtime, request_id, ALICE)
+    await world.run()
+    assert [k for k, _ in world.notifier.said if k == "manual_token"] == ["manual_token"]
+
+
+async def make_it_by_hand(world: World) -> str:
+    """The admin makes the token in the console, under the label and expiry sabot asked for."""
+    [token] = (await accounts.details(world.runtime, "ci-bot", "U0ALICE")).tokens
+    [account] = world.atlassian.live_accounts()
+    assert token.state == "manual" and token.expires_at is not None
+    made = world.atlassian.make_token_by_hand(
+        account.atlassian_id, token.label, list(token.scopes), token.expires_at.timestamp()
+    )
+    return made.label
+
+
+def warnings(world: World) -> list[tuple[str, int]]:
+    return [w for k, w in world.notifier.said if k == "warn"]
+
+
+async def test_a_token_made_by_hand_is_warned_about_and_expires(world: World) -> None:
+    await manual_step(world)
+    label = await make_it_by_hand(world)
+    # It is listed with its expiry, as a minted token is, and counts among the expiring ones.
+    [row] = (await accounts.list_accounts(world.runtime, "U0CAROL", accounts.AccountFilter())).rows
+    assert row.token_expires_at is not None
+    soon = accounts.AccountFilter(expiring_within=timedelta(days=14))
+    assert (await accounts.list_accounts(world.runtime, "U0CAROL", soon)).rows == []
+
+    world.clock.advance(days=16, hours=1)  # 14 days before its 30-day expiry
+    await world.run()
+    assert warnings(world) == [(label, 14)]
+    assert [
+        r.name for r in (await accounts.list_accounts(world.runtime, "U0CAROL", soon)).rows
+    ] == ["ci-bot"]
+    world.clock.advance(days=13)
+    await world.run()
+    assert warnings(world) == [(label, 14), (label, 3), (label, 1)]
+    world.clock.advance(days=2)
+    await world.run()
+    details = await accounts.details(world.runtime, "ci-bot", "U0ALICE")
+    assert [t.state for t in details.tokens] == ["expired"]
+    assert [e.action for e in details.history].count("expiry_warning_sent") == 3
+
+
+async def test_a_token_never_made_by_hand_is_not_warned_about(world: World) -> None:
+    await manual_step(world)  # the admin never makes it
+    world.clock.advance(days=31)
+    await world.run()
+    assert warnings(world) == []
+    details = await accounts.details(world.runtime, "ci-bot", "U0ALICE")
+    assert [t.state for t in details.tokens] == ["expired"]
+
+
+async def test_rotation_revokes_a_token_made_by_hand_after_the_grace_period(
+    world: World,
+) -> None:
+    await manual_step(world)
+    label = await make_it_by_hand(world)
+    rotation = await accounts.rotate(world.runtime, "ci-bot", "U0CAROL")
+    await world.run()
+    assert rotation.old_tokens == 1
+    world.clock.advance(hours=23)
+    await world.run()
+    assert world.live_tokens() == [label]  # the grace period
+    world.clock.advance(hours=2)
+    await world.run()
+    assert world.live_tokens() == []  # found by its label, revoked at Atlassian
+    details = await accounts.details(world.runtime, "ci-bot", "U0ALICE")
+    assert [t.state for t in details.tokens] == ["revoked"]
+    world.clock.advance(days=30)
+    await world.run()
+    assert warnings(world) == []  # a rotated-out token is not warned about
 
 
 async def test_the_daily_reconcile_tells_admins_about_drift(world: World) -> None:

@@ -134,6 +134,11 @@ class TokenState(StrEnum):
     MANUAL = "manual"
 
 
+# Tokens that work at Atlassian for their owner: the ones sabot delivered, and the ones an admin
+# made by hand under sabot's label after a refused mint (their value never passes through
+# sabot). Both are warned about before they expire, listed by expiry, and revoked on rotation.
+LIVE_TOKENS: tuple[TokenState, ...] = (TokenState.DELIVERED, TokenState.MANUAL)
+
 # Tokens that may be live at Atlassian without ever having reached their owner.
 UNDELIVERED: frozenset[TokenState] = frozenset(
     {TokenState.MINTING, TokenState.MINTED, TokenState.UNWANTED}

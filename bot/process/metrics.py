@@ -58,7 +58,14 @@ from bot.slack.slack_api import SlackRateLimited, api_method
 from workflows.db import Database
 from workflows.jobs.queue import Handler, RetryLater
 from workflows.models import ApiToken, Decision, Job, ServiceAccountRequest
-from workflows.states import JobKind, JobStatus, RequestStatus, Step, TokenState, Verdict
+from workflows.states import (
+    LIVE_TOKENS,
+    JobKind,
+    JobStatus,
+    RequestStatus,
+    Step,
+    Verdict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +80,6 @@ STEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 30
 HOUR, DAY = 3600.0, 86400.0
 APPROVAL_BUCKETS = (60.0, 300.0, 900.0, 1800.0, HOUR, 4 * HOUR, 8 * HOUR, DAY, 3 * DAY, 7 * DAY)
 APPROVING_VERDICTS = (Verdict.APPROVE, Verdict.BREAK_GLASS)
-LIVE_TOKEN = TokenState.DELIVERED
 
 
 class Metrics:
@@ -218,7 +224,7 @@ async def read_database(db: Database, now: datetime) -> DatabaseSnapshot:
         col(Job.status) == JobStatus.QUEUED, col(Job.run_after) <= now
     )
     expiring = select(func.count()).where(
-        col(ApiToken.state) == LIVE_TOKEN,
+        col(ApiToken.state).in_(LIVE_TOKENS),
         col(ApiToken.revoke_after).is_(None),
         col(ApiToken.expires_at) > now,
         col(ApiToken.expires_at) <= now + EXPIRY_WINDOW,
@@ -296,7 +302,8 @@ class DatabaseCollector:
         yield requests
         yield GaugeMetricFamily(
             "sabot_tokens_expiring_soon",
-            "Delivered API tokens (not rotated out) that expire within 14 days",
+            "Live API tokens (delivered, or made by hand after a refused mint; not rotated out) "
+            "that expire within 14 days",
             s.tokens_expiring,
         )
         buckets = [

@@ -32,12 +32,19 @@ from workflows.ports import RequestSnapshot
 from workflows.request.requests import locked_request, refuse, snapshot
 from workflows.request.validation import SHORT_ID
 from workflows.runtime import Runtime
-from workflows.states import Event, JobKind, RequestStatus, RevealStatus, TokenState, transition
+from workflows.states import (
+    LIVE_TOKENS,
+    Event,
+    JobKind,
+    RequestStatus,
+    RevealStatus,
+    TokenState,
+    transition,
+)
 
 S = RequestStatus
 LISTED = (S.ACTIVE, S.REVOKED, S.DELETED, S.FAILED)  # an account exists, or did
 PAGE_SIZE = 20
-LIVE_TOKEN = TokenState.DELIVERED
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,7 @@ def _live_token_expiry() -> Any:
     t = ApiToken
     return (
         select(func.max(col(t.expires_at)))
-        .where(col(t.account_id) == col(ServiceAccount.id), col(t.state) == LIVE_TOKEN)
+        .where(col(t.account_id) == col(ServiceAccount.id), col(t.state).in_(LIVE_TOKENS))
         .correlate(ServiceAccount)
         .scalar_subquery()
     )
@@ -397,7 +404,7 @@ async def _schedule_revocations(
             await session.execute(
                 select(ApiToken).where(
                     col(ApiToken.account_id) == account.id,
-                    col(ApiToken.state) == LIVE_TOKEN,
+                    col(ApiToken.state).in_(LIVE_TOKENS),
                     or_(
                         col(ApiToken.revoke_after).is_(None),
                         col(ApiToken.revoke_after) > revoke_after,

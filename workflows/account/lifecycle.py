@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -10,16 +11,18 @@ from sqlmodel import col
 
 from workflows import audit
 from workflows.account import provisioning
-from workflows.account.token_use import token_use
+from workflows.account.token_use import match, remote_tokens, unused
 from workflows.jobs import queue
 from workflows.models import ApiToken, Job, ServiceAccount
 from workflows.policy import Policy
 from workflows.request.requests import load_request, snapshot
 from workflows.runtime import Runtime
-from workflows.states import UNDELIVERED, JobKind, TokenState
+from workflows.states import LIVE_TOKENS, UNDELIVERED, JobKind, TokenState
 
-UNREVOKED = (*UNDELIVERED, TokenState.DELIVERED)
+UNREVOKED = (*UNDELIVERED, *LIVE_TOKENS)
 IN_FLIGHT = (TokenState.MINTING, TokenState.UNWANTED)
+
+log = logging.getLogger(__name__)
 
 
 async def _account(runtime: Runtime, request_id: int | None) -> ServiceAccount:
@@ -65,14 +68,15 @@ async def revoke_token(runtime: Runtime, job: Job) -> None:
     now = runtime.clock()
     if (
         token is None
-        or token.state != TokenState.DELIVERED
+        or token.state not in LIVE_TOKENS
         or token.revoke_after is None
         or token.revoke_after > now
     ):
         return  # already gone, or its revocation was moved (a later job will do it)
     account = await _account(runtime, job.request_id)
-    if token.atlassian_token_id and account.atlassian_account_id:
-        await runtime.atlassian.revoke_token(account.atlassian_account_id, token.atlassian_token_id)
+    token_id = await _atlassian_token_id(runtime, account, token)
+    if token_id and account.atlassian_account_id:
+        await runtime.atlassian.revoke_token(account.atlassian_account_id, token_id)
     # A rotated-out token, or one its owner revoked as unused (the payload says which).
     await _mark(
         runtime,
@@ -81,6 +85,21 @@ async def revoke_token(runtime: Runtime, job: Job) -> None:
         "token_revoked",
         why=job.payload.get("why", "rotated out"),
     )
+
+
+async def _atlassian_token_id(
+    runtime: Runtime, account: ServiceAccount, token: ApiToken
+) -> str | None:
+    """Atlassian's id of the token: known for a minted one; a hand-made one is found by its
+    label (None: it was never made, or is gone already)."""
+    if token.atlassian_token_id or token.state != TokenState.MANUAL:
+        return token.atlassian_token_id
+    if not account.atlassian_account_id:
+        return None
+    # Unreadable now: the error fails the job, whose retries read again.
+    remote = await runtime.atlassian.tokens(account.atlassian_account_id, account.atlassian_id)
+    found = match(token, remote)
+    return found.id if found else None
 
 
 async def _revoke_everything(runtime: Runtime, account: ServiceAccount, why: str) -> None:
@@ -176,11 +195,16 @@ def schedule_expiry(
 
 async def expiry_warning(runtime: Runtime, job: Job) -> None:
     token = await _token(runtime, int(job.payload["token_id"]))
-    if token is None or token.state != TokenState.DELIVERED or token.revoke_after is not None:
+    if token is None or token.state not in LIVE_TOKENS or token.revoke_after is not None:
         return  # revoked or being rotated out: nothing to warn about
     assert job.request_id is not None and token.expires_at is not None
+    account = await _account(runtime, job.request_id)
+    remote = await remote_tokens(runtime, account)
+    if token.state == TokenState.MANUAL and remote is not None and match(token, remote) is None:
+        log.info("no token %s at Atlassian: never made by hand, or gone", token.label)
+        return  # nothing there expires
     # An unused token is better left to lapse: the warning says so when Atlassian shows it.
-    use = await token_use(runtime, await _account(runtime, job.request_id), token)
+    use = unused(runtime, token, remote)
     await runtime.notifier.warn_expiry(
         await snapshot(runtime, job.request_id),
         token.label,
@@ -203,5 +227,5 @@ async def expiry_warning(runtime: Runtime, job: Job) -> None:
 
 async def token_expired(runtime: Runtime, job: Job) -> None:
     token = await _token(runtime, int(job.payload["token_id"]))
-    if token is not None and token.state == TokenState.DELIVERED:
+    if token is not None and token.state in LIVE_TOKENS:
         await _mark(runtime, token, TokenState.EXPIRED, "token_expired")

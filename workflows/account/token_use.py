@@ -61,11 +61,13 @@ async def remote_tokens(runtime: Runtime, account: ServiceAccount) -> list[Remot
         return None
 
 
-async def token_use(runtime: Runtime, account: ServiceAccount, token: ApiToken) -> TokenUse | None:
+def unused(
+    runtime: Runtime, token: ApiToken, remote: Sequence[RemoteToken] | None
+) -> TokenUse | None:
     """For an expiry warning: the token's use if it is unused (for N days, or ever); None if
-    it is in use or its use is not known. Read now, else as the last daily check saw it."""
+    it is in use or its use is not known. `remote`: the account's tokens at Atlassian as read
+    now (None: unreadable), else the last daily check's reading counts."""
     now, days = runtime.clock(), runtime.policy.rules.lifecycle.idle_token_days
-    remote = await remote_tokens(runtime, account)
     found = match(token, remote) if remote is not None else None
     if found is not None:
         use = use_of(now, moment(found.last_used), made(token, found))
