@@ -172,6 +172,19 @@ async def test_rotation_revokes_a_token_made_by_hand_after_the_grace_period(
     assert warnings(world) == []  # a rotated-out token is not warned about
 
 
+async def test_revoking_an_account_revokes_its_token_made_by_hand(world: World) -> None:
+    await manual_step(world)
+    await make_it_by_hand(world)
+    await accounts.revoke_all(world.runtime, "ci-bot", "U0CAROL")
+    await world.run()
+    assert world.live_tokens() == []
+    details = await accounts.details(world.runtime, "ci-bot", "U0ALICE")
+    assert [t.state for t in details.tokens] == ["revoked"]
+    world.clock.advance(days=31)
+    await world.run()
+    assert warnings(world) == []
+
+
 async def test_the_daily_reconcile_tells_admins_about_drift(world: World) -> None:
     await active_with_token(world)
     world.atlassian.seed_account("made-by-hand")
