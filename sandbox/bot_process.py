@@ -175,8 +175,7 @@ def start_socket_bot(
 def start_worker(
     sandbox: Sandbox, database_url: str, log_path: Path, extra_env: dict[str, str]
 ) -> subprocess.Popen[bytes]:
-    """`sabot worker` as its own process; returns once it says it is running (before that a
-    SIGTERM would find no handler installed)."""
+    """`sabot worker` as its own process; returns once it says it is running."""
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "worker"],
         cwd=log_path.parent,

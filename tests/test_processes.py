@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 import workflows.models  # noqa: F401 (the tables register on SQLModel.metadata)
-from sandbox.bot_process import BotProcess, start_bot, start_worker
+from sandbox.bot_process import BotProcess, bot_environment, start_bot, start_worker
 from sandbox.people import (
     ALICE,
     APPROVALS,
@@ -270,3 +272,49 @@ def test_a_slack_outage_past_the_retry_bound_is_recovered_later(
     assert len(limited) == 2
     errors = rows(bot.database_url, "SELECT last_error FROM job WHERE kind = 'announce'")
     assert "ratelimited" in (errors[0]["last_error"] or "")
+
+
+def site_lookups(sandbox: Sandbox) -> int:
+    return sum(1 for c in sandbox.atlassian.calls if c["path"].endswith("/workspaces"))
+
+
+@pytest.mark.parametrize(
+    ("mode", "sig"),
+    [
+        ("serve", signal.SIGTERM),
+        ("serve", signal.SIGINT),
+        ("worker", signal.SIGTERM),
+        ("socket", signal.SIGTERM),
+    ],
+)
+def test_a_signal_during_start_up_stops_it_at_once(
+    sandbox: Sandbox, tmp_path: Path, mode: str, sig: signal.Signals
+) -> None:
+    """Start-up waits on Atlassian (the site lookup hangs, for a minute each try): a rollout's
+    SIGTERM, or Ctrl-C, ends it there, with one line and no traceback, as it would once up."""
+    sandbox.atlassian.add_fault("workspaces", "hang", count=5)
+    env = bot_environment(
+        sandbox, f"sqlite:///{tmp_path}/sabot.db", {"SLACK_APP_TOKEN": sandbox.slack.app_token}
+    )
+    port = ("--port", str(free_port())) if mode == "serve" else ()
+    log = tmp_path / "sabot.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", mode, *port], env=env, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not site_lookups(sandbox) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert site_lookups(sandbox), log.read_text()
+        time.sleep(0.5)  # well into the hung lookup
+        process.send_signal(sig)
+        code = process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    # uvicorn re-raises a SIGTERM once it has stopped (at any stop): the exit a rollout expects.
+    assert code == (-signal.SIGTERM if (mode, sig) == ("serve", signal.SIGTERM) else 0)
+    text = log.read_text()
+    assert "sabot stopped before it was ready" in text and "Traceback" not in text
+    assert "sabot ready" not in text and "startup failed" not in text.lower()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import sys
 from collections.abc import Callable
@@ -25,18 +26,23 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bot.process.http_protocol import header_bounded
-    from bot.process.server import create_server
+    from bot.process.server import SignalledServer, create_server
 
     settings = _settings(SERVE_NEEDS)
-    server = create_server(settings, run_worker=not args.no_worker, migrate=not args.no_migrate)
-    uvicorn.run(
-        server,
+    stop = asyncio.Event()  # set by a signal: it also stops the start-up
+    app = create_server(
+        settings, run_worker=not args.no_worker, migrate=not args.no_migrate, stop=stop
+    )
+    config = uvicorn.Config(
+        app,
         host=args.host,
         port=args.port,
         log_level="warning",
         timeout_graceful_shutdown=20,
         http=header_bounded(settings.http_read_timeout_seconds),
     )
+    with contextlib.suppress(KeyboardInterrupt):  # SIGINT, re-raised once stopped: as uvicorn.run
+        SignalledServer(config, stop).run()
     return 0
 
 

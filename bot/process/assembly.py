@@ -132,25 +132,42 @@ def _jobs(runtime: Runtime, metrics: Metrics | None) -> dict[JobKind, Handler]:
     return {kind: timed_job(metrics, kind, handler) for kind, handler in handlers.items()}
 
 
-async def assemble(
-    settings: Settings, *, migrate: bool = True, metrics: Metrics | None = None
-) -> Assembly:
-    """Every part of the process; with `metrics`, each outside call, saga step and job is
-    counted and timed there, and logged with its context."""
-    rules = policy_rules(settings)
-    db = Database(settings.database_url.get_secret_value())
-    atlassian = atlassian_client(settings, None if metrics is None else atlassian_hooks(metrics))
+async def _prepared(
+    settings: Settings, db: Database, atlassian: AtlassianAdmin, *, migrate: bool
+) -> str:
+    """The schema brought up to date, and the site's cloud id."""
     # The site lookup (a round trip to Atlassian) goes on while the migrations run.
     lookup = asyncio.ensure_future(site_id(settings, atlassian))
     try:
         if migrate:
             await upgrade(db)
-        cloud_id = await lookup
+        return await lookup
     finally:
         if not lookup.done():
-            lookup.cancel()  # the migrations failed: their error is the one to show
+            lookup.cancel()  # the migrations failed, or start-up was stopped
         elif not lookup.cancelled():
             lookup.exception()  # looked at, so a second failure is not reported as lost
+
+
+async def assemble(
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    metrics: Metrics | None = None,
+    stop: asyncio.Event | None = None,
+) -> Assembly:
+    """Every part of the process; with `metrics`, each outside call, saga step and job is
+    counted and timed there, and logged with its context. `stop`: the event that stops it
+    (set by the signal handlers the caller installed before starting)."""
+    rules = policy_rules(settings)
+    db = Database(settings.database_url.get_secret_value())
+    atlassian = atlassian_client(settings, None if metrics is None else atlassian_hooks(metrics))
+    try:
+        cloud_id = await _prepared(settings, db, atlassian, migrate=migrate)
+    except BaseException:  # a failure, or start-up stopped by a signal: nothing left open
+        await atlassian.aclose()
+        await db.dispose()
+        raise
     # One connection pool for every Web API call of this process, Bolt's per-request clients
     # included: without a session slack_sdk opens a new one, and a new connection (a TLS
     # handshake with slack.com), for every call.
@@ -188,4 +205,4 @@ async def assemble(
         ),
     )
     services = Services(settings=settings, runtime=runtime, background=Background())
-    return Assembly(settings, db, client, runtime, worker, services)
+    return Assembly(settings, db, client, runtime, worker, services, stop or asyncio.Event())

@@ -4,28 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 from bot.process.assembly import assemble, settle_heap
 from bot.process.metrics import Metrics, serve_worker_metrics
 from bot.process.settings import Settings, SettingsError
+from bot.process.signals import started, stop_on_signals
 from bot.slack.app import build_app
 
 log = logging.getLogger(__name__)
 
 
-def _stop_on_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-
-
 async def run_worker(settings: Settings) -> int:
     """Claim and run jobs until SIGTERM; the job in hand is finished first."""
+    stop = asyncio.Event()
+    stop_on_signals(stop)
     # Per process only: the HTTP replicas report the database.
     metrics = Metrics(database=False)
-    assembly = await assemble(settings, metrics=metrics)
-    _stop_on_signals(assembly.stop)
+    assembly = await started(assemble(settings, metrics=metrics, stop=stop), stop)
+    if assembly is None:
+        return 0
     port = settings.worker_metrics_port
     server = serve_worker_metrics(metrics, port) if port else None
     log.info("sabot worker running%s", f" (metrics on port {port})" if port else "")
@@ -44,8 +41,11 @@ async def run_socket_mode(settings: Settings) -> int:
     one line naming SLACK_APP_TOKEN (SettingsError: exit 2)."""
     from bot.process.socket_mode import SocketModeLink
 
-    assembly = await assemble(settings)
-    _stop_on_signals(assembly.stop)
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    assembly = await started(assemble(settings, stop=stop), stop)
+    if assembly is None:
+        return 0
     edge = build_app(assembly.services, assembly.client, socket_mode=True)
     assert settings.slack_app_token is not None
     link = SocketModeLink(

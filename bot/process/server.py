@@ -8,15 +8,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from time import perf_counter
+from types import FrameType
 from typing import Any
 from urllib.parse import quote
 
+import uvicorn
 from slack_bolt.adapter.starlette.async_handler import to_starlette_response
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
@@ -30,6 +33,7 @@ from bot.process import logs
 from bot.process.assembly import Assembly, assemble, settle_heap
 from bot.process.metrics import CONTENT_TYPE, Metrics
 from bot.process.settings import Settings
+from bot.process.signals import started
 from bot.slack.app import SlackEdge, build_app
 from bot.slack.request_shape import Refusal, bolt_request, read_body, timestamp_problem
 from workflows.db import Database
@@ -116,15 +120,41 @@ class _State:
     ready: bool = True
 
 
+class SignalledServer(uvicorn.Server):
+    """uvicorn's server, whose SIGTERM or SIGINT also stops the app's start-up: uvicorn notes
+    a signal then, but lets the start-up run to its end (minutes, when Atlassian or the
+    database do not answer) before it stops."""
+
+    def __init__(self, config: uvicorn.Config, stop: asyncio.Event) -> None:
+        super().__init__(config)
+        self.stop = stop
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        # A Python signal handler, run between two steps of the loop: wake the loop with it.
+        with contextlib.suppress(RuntimeError):  # no loop running yet: nothing to wake
+            asyncio.get_running_loop().call_soon_threadsafe(self.stop.set)
+
+
 def create_server(
-    settings: Settings, *, run_worker: bool = True, migrate: bool = True
+    settings: Settings,
+    *,
+    run_worker: bool = True,
+    migrate: bool = True,
+    stop: asyncio.Event | None = None,
 ) -> Starlette:
+    """`stop`: set by a signal (SignalledServer); start-up ends there, and nothing is served."""
     state, metrics = _State(), Metrics()
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         logs.adopt("uvicorn", "uvicorn.access")  # its lines in our format, masked
-        assembly = await assemble(settings, migrate=migrate, metrics=metrics)
+        starting = assemble(settings, migrate=migrate, metrics=metrics)
+        assembly = await started(starting, stop or asyncio.Event())
+        if assembly is None:
+            state.ready = False
+            yield  # uvicorn has the signal too: it stops before serving anything
+            return
         state.assembly, state.edge = assembly, build_app(assembly.services, assembly.client)
         if run_worker:
             assembly.start_worker()

@@ -10,7 +10,6 @@ SLACK_APP_TOKEN, and connecting is raced against the stop signal.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.process.signals import until_stopped
 from bot.slack.app import SlackEdge
 
 # What Slack answers apps.connections.open when retrying cannot help, and what it means.
@@ -123,14 +123,7 @@ class SocketModeLink(AsyncBaseSocketModeHandler):
 
     async def connect_until(self, stop: asyncio.Event) -> bool:
         """Connect, unless `stop` is set first (a signal, or a refusal); True once connected."""
-        connecting = asyncio.ensure_future(self.connect_async())
-        stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if not connecting.done():
-            connecting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await connecting
+        await until_stopped(self.connect_async(), stop)
         return not stop.is_set() and await self.client.is_connected()
 
     async def close(self) -> None:
