@@ -6,13 +6,15 @@ socket), so the domain's own code runs unchanged while time is moved instead of 
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from bot.slack.views.accounts import account_details
 from tests.support.lifecycle import World
 from workflows.account import accounts, owners, reveal
 from workflows.jobs import queue
@@ -117,21 +119,34 @@ def warnings(world: World) -> list[tuple[str, int]]:
     return [w for k, w in world.notifier.said if k == "warn"]
 
 
+async def listed_expiry(world: World) -> tuple[datetime | None, list[str]]:
+    """What an admin's `list` shows: the account's token expiry, and the accounts whose token
+    expires within 14 days."""
+    [row] = (await accounts.list_accounts(world.runtime, "U0CAROL", accounts.AccountFilter())).rows
+    soon = accounts.AccountFilter(expiring_within=timedelta(days=14))
+    expiring = (await accounts.list_accounts(world.runtime, "U0CAROL", soon)).rows
+    return row.token_expires_at, [r.name for r in expiring]
+
+
+async def daily_check(world: World) -> None:
+    async with world.runtime.db.transaction() as session:
+        queue.enqueue(session, JobKind.IDLE_CREDENTIALS, now=world.clock())
+    await world.run()
+
+
 async def test_a_token_made_by_hand_is_warned_about_and_expires(world: World) -> None:
     await manual_step(world)
     label = await make_it_by_hand(world)
-    # It is listed with its expiry, as a minted token is, and counts among the expiring ones.
-    [row] = (await accounts.list_accounts(world.runtime, "U0CAROL", accounts.AccountFilter())).rows
-    assert row.token_expires_at is not None
-    soon = accounts.AccountFilter(expiring_within=timedelta(days=14))
-    assert (await accounts.list_accounts(world.runtime, "U0CAROL", soon)).rows == []
+    # Listed with its expiry, as a minted token is, once a daily check has seen it at Atlassian.
+    assert await listed_expiry(world) == (None, [])
+    await daily_check(world)
+    [token] = (await accounts.details(world.runtime, "ci-bot", "U0ALICE")).tokens
+    assert await listed_expiry(world) == (token.expires_at, [])
 
     world.clock.advance(days=16, hours=1)  # 14 days before its 30-day expiry
     await world.run()
     assert warnings(world) == [(label, 14)]
-    assert [
-        r.name for r in (await accounts.list_accounts(world.runtime, "U0CAROL", soon)).rows
-    ] == ["ci-bot"]
+    assert await listed_expiry(world) == (token.expires_at, ["ci-bot"])
     world.clock.advance(days=13)
     await world.run()
     assert warnings(world) == [(label, 14), (label, 3), (label, 1)]
@@ -140,15 +155,35 @@ async def test_a_token_made_by_hand_is_warned_about_and_expires(world: World) ->
     details = await accounts.details(world.runtime, "ci-bot", "U0ALICE")
     assert [t.state for t in details.tokens] == ["expired"]
     assert [e.action for e in details.history].count("expiry_warning_sent") == 3
+    assert await listed_expiry(world) == (None, [])
 
 
-async def test_a_token_never_made_by_hand_is_not_warned_about(world: World) -> None:
+async def test_a_token_never_made_by_hand_is_neither_warned_about_nor_listed(
+    world: World,
+) -> None:
     await manual_step(world)  # the admin never makes it
+    await daily_check(world)
+    assert await listed_expiry(world) == (None, [])
     world.clock.advance(days=31)
     await world.run()
     assert warnings(world) == []
     details = await accounts.details(world.runtime, "ci-bot", "U0ALICE")
     assert [t.state for t in details.tokens] == ["expired"]
+
+
+async def test_no_warning_for_a_hand_made_token_while_atlassian_cannot_say_it_exists(
+    world: World,
+) -> None:
+    await manual_step(world)
+    label = await make_it_by_hand(world)
+    world.clock.advance(days=16, hours=1)
+    world.atlassian.add_fault("list", "html403", count=1000)  # every read of the tokens fails
+    await world.run()
+    assert warnings(world) == []
+    world.atlassian.faults.clear()
+    world.clock.advance(hours=1)  # the warning's next try
+    await world.run()
+    assert warnings(world) == [(label, 14)]
 
 
 async def test_rotation_revokes_a_token_made_by_hand_after_the_grace_period(
@@ -162,6 +197,8 @@ async def test_rotation_revokes_a_token_made_by_hand_after_the_grace_period(
     world.clock.advance(hours=23)
     await world.run()
     assert world.live_tokens() == [label]  # the grace period
+    _, blocks = account_details(await accounts.details(world.runtime, "ci-bot", "U0ALICE"))
+    assert "revoked after" in json.dumps([b.to_dict() for b in blocks])  # as `show` says it
     world.clock.advance(hours=2)
     await world.run()
     assert world.live_tokens() == []  # found by its label, revoked at Atlassian
@@ -170,6 +207,24 @@ async def test_rotation_revokes_a_token_made_by_hand_after_the_grace_period(
     world.clock.advance(days=30)
     await world.run()
     assert warnings(world) == []  # a rotated-out token is not warned about
+
+
+async def test_a_hand_made_token_rotated_out_before_it_was_made_is_revoked_once_made(
+    world: World,
+) -> None:
+    await manual_step(world)
+    await accounts.rotate(world.runtime, "ci-bot", "U0CAROL")
+    world.clock.advance(hours=25)  # past the grace period: nothing at Atlassian to revoke yet
+    await world.run()
+    [token] = (await accounts.details(world.runtime, "ci-bot", "U0ALICE")).tokens
+    assert token.state == "manual"
+    label = await make_it_by_hand(world)  # the admin acts on the request still in their DMs
+    assert world.live_tokens() == [label]
+    world.clock.advance(days=1)
+    await world.run()
+    assert world.live_tokens() == []
+    [token] = (await accounts.details(world.runtime, "ci-bot", "U0ALICE")).tokens
+    assert token.state == "revoked"
 
 
 async def test_revoking_an_account_revokes_its_token_made_by_hand(world: World) -> None:

@@ -135,8 +135,10 @@ class TokenState(StrEnum):
 
 
 # Tokens that work at Atlassian for their owner: the ones sabot delivered, and the ones an admin
-# made by hand under sabot's label after a refused mint (their value never passes through
-# sabot). Both are warned about before they expire, listed by expiry, and revoked on rotation.
+# was asked to make by hand under sabot's label after a refused mint (their value never passes
+# through sabot). Both are warned about before they expire and revoked on rotation, a hand-made
+# one once Atlassian lists it (the list and the metrics count it from the daily check that
+# first saw it: `accounts.live_token`).
 LIVE_TOKENS: tuple[TokenState, ...] = (TokenState.DELIVERED, TokenState.MANUAL)
 
 # Tokens that may be live at Atlassian without ever having reached their owner.

@@ -55,11 +55,11 @@ from sqlmodel import col
 
 from bot.process import logs
 from bot.slack.slack_api import SlackRateLimited, api_method
+from workflows.account.accounts import live_token
 from workflows.db import Database
 from workflows.jobs.queue import Handler, RetryLater
 from workflows.models import ApiToken, Decision, Job, ServiceAccountRequest
 from workflows.states import (
-    LIVE_TOKENS,
     JobKind,
     JobStatus,
     RequestStatus,
@@ -224,7 +224,7 @@ async def read_database(db: Database, now: datetime) -> DatabaseSnapshot:
         col(Job.status) == JobStatus.QUEUED, col(Job.run_after) <= now
     )
     expiring = select(func.count()).where(
-        col(ApiToken.state).in_(LIVE_TOKENS),
+        live_token(),
         col(ApiToken.revoke_after).is_(None),
         col(ApiToken.expires_at) > now,
         col(ApiToken.expires_at) <= now + EXPIRY_WINDOW,
@@ -302,7 +302,7 @@ class DatabaseCollector:
         yield requests
         yield GaugeMetricFamily(
             "sabot_tokens_expiring_soon",
-            "Live API tokens (delivered, or made by hand after a refused mint; not rotated out) "
+            "Live API tokens (delivered, or made by hand and seen at Atlassian; not rotated out) "
             "that expire within 14 days",
             s.tokens_expiring,
         )

@@ -13,6 +13,7 @@ from workflows import audit
 from workflows.account import provisioning
 from workflows.account.token_use import match, remote_tokens, unused
 from workflows.jobs import queue
+from workflows.jobs.queue import RetryLater
 from workflows.models import ApiToken, Job, ServiceAccount
 from workflows.policy import Policy
 from workflows.request.requests import load_request, snapshot
@@ -21,6 +22,7 @@ from workflows.states import LIVE_TOKENS, UNDELIVERED, JobKind, TokenState
 
 UNREVOKED = (*UNDELIVERED, *LIVE_TOKENS)
 IN_FLIGHT = (TokenState.MINTING, TokenState.UNWANTED)
+LOOK_AGAIN = timedelta(days=1)  # for a hand-made token not made yet
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,9 @@ async def revoke_token(runtime: Runtime, job: Job) -> None:
         return  # already gone, or its revocation was moved (a later job will do it)
     account = await _account(runtime, job.request_id)
     token_id = await _atlassian_token_id(runtime, account, token)
+    if token_id is None and token.state == TokenState.MANUAL:
+        await _look_again_tomorrow(runtime, job, token, now)
+        return
     if token_id and account.atlassian_account_id:
         await runtime.atlassian.revoke_token(account.atlassian_account_id, token_id)
     # A rotated-out token, or one its owner revoked as unused (the payload says which).
@@ -85,6 +90,23 @@ async def revoke_token(runtime: Runtime, job: Job) -> None:
         "token_revoked",
         why=job.payload.get("why", "rotated out"),
     )
+
+
+async def _look_again_tomorrow(runtime: Runtime, job: Job, token: ApiToken, now: datetime) -> None:
+    """A hand-made token rotated out before the admin made it: the admin's request still
+    stands, so it is looked for each day until it would have expired, and revoked if found."""
+    if token.expires_at is None or token.expires_at <= now:
+        await _mark(runtime, token, TokenState.EXPIRED, "token_expired", why="never made by hand")
+        return
+    async with runtime.db.transaction() as session:
+        queue.enqueue(
+            session,
+            JobKind.REVOKE_TOKEN,
+            now=now,
+            request_id=job.request_id,
+            payload=dict(job.payload),
+            delay=min(LOOK_AGAIN, token.expires_at - now),
+        )
 
 
 async def _atlassian_token_id(
@@ -200,9 +222,14 @@ async def expiry_warning(runtime: Runtime, job: Job) -> None:
     assert job.request_id is not None and token.expires_at is not None
     account = await _account(runtime, job.request_id)
     remote = await remote_tokens(runtime, account)
-    if token.state == TokenState.MANUAL and remote is not None and match(token, remote) is None:
-        log.info("no token %s at Atlassian: never made by hand, or gone", token.label)
-        return  # nothing there expires
+    if token.state == TokenState.MANUAL:
+        if remote is None and runtime.clock() < token.expires_at:
+            # Whether the admin made it is not known: no warning for a token that may not
+            # exist; asked again in an hour.
+            raise RetryLater(3600, "Atlassian's token list could not be read")
+        if remote is None or match(token, remote) is None:
+            log.info("no token %s at Atlassian: never made by hand, or gone", token.label)
+            return  # nothing there expires
     # An unused token is better left to lapse: the warning says so when Atlassian shows it.
     use = unused(runtime, token, remote)
     await runtime.notifier.warn_expiry(

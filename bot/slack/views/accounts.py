@@ -28,7 +28,7 @@ from workflows.account.accounts import AccountDetails, AccountFilter, AccountPag
 from workflows.catalog import Product
 from workflows.models import ServiceAccountRequest
 from workflows.ports import RequestSnapshot, TokenUse
-from workflows.states import TokenState
+from workflows.states import LIVE_TOKENS
 
 HISTORY_SHOWN = 40
 
@@ -123,7 +123,7 @@ def _tokens(details: AccountDetails) -> str:
         f"{when(t.expires_at) if t.expires_at else '?'}"
         + (
             f", revoked after {when(t.revoke_after)}"
-            if t.revoke_after and t.state == TokenState.DELIVERED
+            if t.revoke_after and t.state in LIVE_TOKENS
             else ""
         )
         for t in details.tokens
