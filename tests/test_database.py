@@ -4,14 +4,15 @@ work is over, whichever way that work ended."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from workflows.db import Database
-from workflows.migrations import upgrade
+from workflows.db import SQLITE_BUSY_TIMEOUT_S, Database
+from workflows.migrations import shipped_head, upgrade
 
 
 def another_process_can_write(path: Path) -> bool:
@@ -55,4 +56,39 @@ async def test_pooled_connections_give_the_write_lock_back(tmp_path: Path) -> No
             assert not another_process_can_write(path)
         assert another_process_can_write(path)
     finally:
+        await db.dispose()
+
+
+async def test_a_migration_waits_for_another_process_and_can_be_stopped_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """SQLite's own wait for the write lock (busy_timeout, 30 s) cannot be interrupted: start-up
+    waits in short tries instead, so a signal stops it, and it still migrates once the lock is
+    free."""
+    path = tmp_path / "sabot.db"
+    holder = sqlite3.connect(path, isolation_level=None)  # another process, mid-migration
+    holder.execute("PRAGMA journal_mode=WAL")
+    holder.execute("CREATE TABLE made_before (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    db = Database(f"sqlite:///{path}")
+    try:
+        waiting = asyncio.ensure_future(upgrade(db))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()  # it waits for the lock
+        waiting.cancel()  # what a signal during start-up does
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(waiting, 2)
+
+        waiting = asyncio.ensure_future(upgrade(db))
+        await asyncio.sleep(0.3)
+        holder.execute("COMMIT")  # the other process is done
+        await asyncio.wait_for(waiting, 5)
+        async with db.reading() as session:
+            found = (await session.execute(text("SELECT version_num FROM alembic_version"))).all()
+        assert [row[0] for row in found] == [shipped_head()]
+        async with db.engine.connect() as conn:  # SQLite's own wait is back for everything else
+            waits = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar_one()
+        assert waits == SQLITE_BUSY_TIMEOUT_S * 1000
+    finally:
+        holder.close()
         await db.dispose()

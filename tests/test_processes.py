@@ -6,10 +6,13 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -278,41 +281,68 @@ def site_lookups(sandbox: Sandbox) -> int:
     return sum(1 for c in sandbox.atlassian.calls if c["path"].endswith("/workspaces"))
 
 
+def wait_for(seen: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not seen() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert seen(), what
+
+
+@contextmanager
+def write_lock_held(path: Path) -> Iterator[None]:
+    """Another process's migration, as SQLite sees it: the write lock of a WAL database (one
+    that has something in it: it was there before)."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=WAL")
+    holder.execute("CREATE TABLE made_before (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        holder.close()
+
+
 @pytest.mark.parametrize(
-    ("mode", "sig"),
+    ("mode", "sig", "waiting_on"),
     [
-        ("serve", signal.SIGTERM),
-        ("serve", signal.SIGINT),
-        ("worker", signal.SIGTERM),
-        ("socket", signal.SIGTERM),
+        ("serve", signal.SIGTERM, "site lookup"),
+        ("serve", signal.SIGINT, "site lookup"),
+        ("worker", signal.SIGTERM, "site lookup"),
+        ("socket", signal.SIGTERM, "site lookup"),
+        ("serve", signal.SIGTERM, "migration lock"),
+        ("worker", signal.SIGTERM, "migration lock"),
     ],
 )
 def test_a_signal_during_start_up_stops_it_at_once(
-    sandbox: Sandbox, tmp_path: Path, mode: str, sig: signal.Signals
+    sandbox: Sandbox, tmp_path: Path, mode: str, sig: signal.Signals, waiting_on: str
 ) -> None:
-    """Start-up waits on Atlassian (the site lookup hangs, for a minute each try): a rollout's
-    SIGTERM, or Ctrl-C, ends it there, with one line and no traceback, as it would once up."""
-    sandbox.atlassian.add_fault("workspaces", "hang", count=5)
+    """Start-up waits on Atlassian (the site lookup hangs, a minute each try) or on another
+    replica's migration (SQLite waits 30 s for its write lock): a rollout's SIGTERM, or Ctrl-C,
+    ends it there, with one line and no traceback, as it would once up."""
+    if waiting_on == "site lookup":
+        sandbox.atlassian.add_fault("workspaces", "hang", count=5)
+    database = tmp_path / "sabot.db"
     env = bot_environment(
-        sandbox, f"sqlite:///{tmp_path}/sabot.db", {"SLACK_APP_TOKEN": sandbox.slack.app_token}
+        sandbox, f"sqlite:///{database}", {"SLACK_APP_TOKEN": sandbox.slack.app_token}
     )
     port = ("--port", str(free_port())) if mode == "serve" else ()
     log = tmp_path / "sabot.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot", mode, *port], env=env, stdout=out, stderr=out
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while not site_lookups(sandbox) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert site_lookups(sandbox), log.read_text()
-        time.sleep(0.5)  # well into the hung lookup
-        process.send_signal(sig)
-        code = process.wait(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    with write_lock_held(database) if waiting_on == "migration lock" else nullcontext():
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bot", mode, *port], env=env, stdout=out, stderr=out
+            )
+        try:
+            if waiting_on == "site lookup":
+                wait_for(lambda: site_lookups(sandbox) > 0, f"a site lookup: {log.read_text()}")
+                time.sleep(0.5)  # well into the hung lookup
+            else:
+                wait_for(lambda: "write lock" in log.read_text(), f"the wait: {log.read_text()}")
+            process.send_signal(sig)
+            code = process.wait(timeout=10)
+        finally:
+            if process.poll() is None:
+                process.kill()
     # uvicorn re-raises a SIGTERM once it has stopped (at any stop): the exit a rollout expects.
     assert code == (-signal.SIGTERM if (mode, sig) == ("serve", signal.SIGTERM) else 0)
     text = log.read_text()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -19,8 +22,11 @@ from sqlalchemy.pool import PoolResetState
 from sqlalchemy.util import await_
 
 SQLITE_BUSY_TIMEOUT_S = 30
+LOCK_TRY_MS = 100  # one try of `sqlite_write_lock`
 # Execution option of the engine behind `Database.reading()`: on SQLite, a plain (deferred) BEGIN.
 SNAPSHOT_READ = "sabot_snapshot_read"
+
+log = logging.getLogger(__name__)
 
 
 def async_url(url: str) -> str:
@@ -54,6 +60,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # Straight to aiosqlite: one round trip to its thread, where a statement through
         # SQLAlchemy's cursor adapter takes three (make the cursor, execute, close it).
         driver = conn.connection.driver_connection
+        if driver.in_transaction:
+            return  # begun already, holding the write lock (sqlite_write_lock)
         await_(driver.execute("BEGIN" if snapshot else "BEGIN IMMEDIATE"))
 
     @event.listens_for(engine.sync_engine, "reset")
@@ -63,6 +71,30 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # rollback was a round trip to aiosqlite's thread for nothing, on every transaction.
         if state.asyncio_safe and record.driver_connection.in_transaction:
             dbapi_connection.rollback()
+
+
+async def sqlite_write_lock(conn: AsyncConnection) -> None:
+    """Begin `conn`'s transaction holding SQLite's write lock, waited for in tries of 100 ms,
+    for as long as busy_timeout would wait. SQLite's own wait cannot be interrupted: a process
+    told to stop while another holds the lock (a replica migrating) would sit it out; between
+    two tries it can be cancelled."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SQLITE_BUSY_TIMEOUT_S
+    await driver.execute(f"PRAGMA busy_timeout={LOCK_TRY_MS}")
+    try:
+        for tried in range(SQLITE_BUSY_TIMEOUT_S * 1000 // LOCK_TRY_MS + 1):
+            try:
+                await driver.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or loop.time() >= deadline:
+                    raise
+                if not tried:
+                    log.info("waiting for the database's write lock: another process holds it")
+    finally:
+        await driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
 
 
 def rowcount(result: Any) -> int:

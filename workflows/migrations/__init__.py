@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import DBAPIError
 
-from workflows.db import Database
+from workflows.db import Database, sqlite_write_lock
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -79,9 +79,9 @@ def _build(connection: Connection, from_scratch: bool) -> None:
 
 
 async def _up_to_date(db: Database) -> bool:
-    try:
-        async with db.engine.connect() as conn:
-            found = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+    try:  # a read: on SQLite it takes no write lock, so a replica migrating does not hold it up
+        async with db.reading() as session:
+            found = (await session.execute(text("SELECT version_num FROM alembic_version"))).all()
     except DBAPIError:
         return False  # a new database: no version table yet
     return [row[0] for row in found] == [shipped_head()]
@@ -100,7 +100,9 @@ async def upgrade(db: Database, *, from_scratch: bool = True) -> None:
     if await _up_to_date(db):
         return  # the usual restart: nothing to migrate, and no alembic to import
     async with db.engine.connect() as conn:
-        if not db.is_sqlite:
+        if db.is_sqlite:
+            await sqlite_write_lock(conn)
+        else:
             await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
         await conn.run_sync(_build, from_scratch)
         await conn.commit()
