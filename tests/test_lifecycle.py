@@ -104,13 +104,17 @@ async def manual_step(world: World) -> None:
     assert [k for k, _ in world.notifier.said if k == "manual_token"] == ["manual_token"]
 
 
-async def make_it_by_hand(world: World) -> str:
-    """The admin makes the token in the console, under the label and expiry sabot asked for."""
+async def make_it_by_hand(world: World, later: timedelta = timedelta(0)) -> str:
+    """The admin makes the token in the console, under the label sabot asked for and with the
+    expiry asked for (or `later` than it)."""
     [token] = (await accounts.details(world.runtime, "ci-bot", "U0ALICE")).tokens
     [account] = world.atlassian.live_accounts()
     assert token.state == "manual" and token.expires_at is not None
     made = world.atlassian.make_token_by_hand(
-        account.atlassian_id, token.label, list(token.scopes), token.expires_at.timestamp()
+        account.atlassian_id,
+        token.label,
+        list(token.scopes),
+        (token.expires_at + later).timestamp(),
     )
     return made.label
 
@@ -156,6 +160,35 @@ async def test_a_token_made_by_hand_is_warned_about_and_expires(world: World) ->
     assert [t.state for t in details.tokens] == ["expired"]
     assert [e.action for e in details.history].count("expiry_warning_sent") == 3
     assert await listed_expiry(world) == (None, [])
+
+
+async def test_a_hand_made_token_with_another_expiry_is_warned_about_by_that_one(
+    world: World,
+) -> None:
+    await manual_step(world)
+    [asked] = (await accounts.details(world.runtime, "ci-bot", "U0ALICE")).tokens
+    assert asked.expires_at is not None
+    label = await make_it_by_hand(world, later=timedelta(days=10))  # the admin chose 40 days
+    await daily_check(world)
+    actual = asked.expires_at + timedelta(days=10)
+    assert await listed_expiry(world) == (actual, [])
+
+    world.clock.advance(days=16, hours=1)  # 14 days before the expiry asked for
+    await world.run()
+    assert warnings(world) == []
+    world.clock.advance(days=10)  # 14 days before the real one
+    await world.run()
+    assert warnings(world) == [(label, 14)]
+    world.clock.advance(days=4)  # past the expiry asked for: the token still works
+    await world.run()
+    [token] = (await accounts.details(world.runtime, "ci-bot", "U0ALICE")).tokens
+    assert token.state == "manual" and token.expires_at == actual
+    world.clock.advance(days=10)
+    await world.run()
+    assert warnings(world) == [(label, 14), (label, 3), (label, 1)]
+    details = await accounts.details(world.runtime, "ci-bot", "U0ALICE")
+    assert [t.state for t in details.tokens] == ["expired"]
+    assert "token_expiry_seen" in [e.action for e in details.history]
 
 
 async def test_a_token_never_made_by_hand_is_neither_warned_about_nor_listed(

@@ -20,6 +20,7 @@ from sqlmodel import col
 
 from workflows import audit
 from workflows.account import accounts
+from workflows.account.lifecycle import schedule_expiry
 from workflows.account.token_use import made, match, moment, remote_tokens, use_of
 from workflows.db import rowcount
 from workflows.errors import Conflict, NotFound
@@ -93,7 +94,7 @@ async def _check_account(runtime: Runtime, account: ServiceAccount) -> None:
         remote = await remote_tokens(runtime, account)
         if remote is None:
             return  # unknown today: nobody is asked on a guess
-        seen = await _record_use(runtime, live, remote, now)
+        seen = await _record_use(runtime, account, live, remote, now)
         if not seen:
             return  # its live tokens are not at Atlassian: drift, for the reconcile report
     idle_days = _account_idle_days(account, rows, seen, now)
@@ -108,7 +109,11 @@ async def _check_account(runtime: Runtime, account: ServiceAccount) -> None:
 
 
 async def _record_use(
-    runtime: Runtime, live: list[ApiToken], remote: list[RemoteToken], now: datetime
+    runtime: Runtime,
+    account: ServiceAccount,
+    live: list[ApiToken],
+    remote: list[RemoteToken],
+    now: datetime,
 ) -> list[_Seen]:
     """Store each live token's last use as Atlassian gives it; a token Atlassian does not
     list is left to the reconcile report."""
@@ -124,8 +129,41 @@ async def _record_use(
                 .where(col(ApiToken.id) == token.id)
                 .values(last_used_at=last_used, use_checked_at=now)
             )
+            if token.state == TokenState.MANUAL:
+                await _follow_expiry(session, runtime, account, token, found, now)
             seen.append(_Seen(token, use_of(now, last_used, made(token, found))))
     return seen
+
+
+async def _follow_expiry(
+    session: AsyncSession,
+    runtime: Runtime,
+    account: ServiceAccount,
+    token: ApiToken,
+    found: RemoteToken,
+    now: datetime,
+) -> None:
+    """The admin gave a hand-made token another expiry than the one asked for: its warnings
+    and its end follow the one Atlassian has (the old schedule's jobs find they are stale)."""
+    actual = moment(found.expiry)
+    asked = token.expires_at
+    if actual is None or asked is None or abs(actual - asked) < timedelta(hours=1):
+        return
+    await session.execute(
+        update(ApiToken).where(col(ApiToken.id) == token.id).values(expires_at=actual)
+    )
+    audit.record(
+        session,
+        at=now,
+        actor="sabot",
+        action="token_expiry_seen",
+        request_id=account.request_id,
+        label=token.label,
+        expires_at=actual.isoformat(),
+        asked=asked.isoformat(),
+    )
+    token.expires_at = actual
+    schedule_expiry(session, runtime.policy, token, account.request_id, now)
 
 
 def _account_idle_days(
