@@ -209,6 +209,7 @@ async def test_no_warning_for_a_hand_made_token_while_atlassian_cannot_say_it_ex
 ) -> None:
     await manual_step(world)
     label = await make_it_by_hand(world)
+    await daily_check(world)  # seen made: its warnings are scheduled
     world.clock.advance(days=16, hours=1)
     world.atlassian.add_fault("list", "html403", count=1000)  # every read of the tokens fails
     await world.run()

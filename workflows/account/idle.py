@@ -130,12 +130,12 @@ async def _record_use(
                 .values(last_used_at=last_used, use_checked_at=now)
             )
             if token.state == TokenState.MANUAL:
-                await _follow_expiry(session, runtime, account, token, found, now)
+                await _seen_made(session, runtime, account, token, found, now)
             seen.append(_Seen(token, use_of(now, last_used, made(token, found))))
     return seen
 
 
-async def _follow_expiry(
+async def _seen_made(
     session: AsyncSession,
     runtime: Runtime,
     account: ServiceAccount,
@@ -143,27 +143,29 @@ async def _follow_expiry(
     found: RemoteToken,
     now: datetime,
 ) -> None:
-    """The admin gave a hand-made token another expiry than the one asked for: its warnings
-    and its end follow the one Atlassian has (the old schedule's jobs find they are stale)."""
-    actual = moment(found.expiry)
-    asked = token.expires_at
-    if actual is None or asked is None or abs(actual - asked) < timedelta(hours=1):
-        return
-    await session.execute(
-        update(ApiToken).where(col(ApiToken.id) == token.id).values(expires_at=actual)
-    )
-    audit.record(
-        session,
-        at=now,
-        actor="sabot",
-        action="token_expiry_seen",
-        request_id=account.request_id,
-        label=token.label,
-        expires_at=actual.isoformat(),
-        asked=asked.isoformat(),
-    )
-    token.expires_at = actual
-    schedule_expiry(session, runtime.policy, token, account.request_id, now)
+    """A hand-made token Atlassian lists: the first sight schedules its expiry warnings (a
+    token never made gets none), and an expiry other than the one asked for (the admin chose
+    it) replaces it; the old schedule's jobs then find they are stale."""
+    actual, asked = moment(found.expiry), token.expires_at
+    moved = actual is not None and asked is not None and abs(actual - asked) >= timedelta(hours=1)
+    if moved:
+        assert actual is not None and asked is not None
+        await session.execute(
+            update(ApiToken).where(col(ApiToken.id) == token.id).values(expires_at=actual)
+        )
+        audit.record(
+            session,
+            at=now,
+            actor="sabot",
+            action="token_expiry_seen",
+            request_id=account.request_id,
+            label=token.label,
+            expires_at=actual.isoformat(),
+            asked=asked.isoformat(),
+        )
+        token.expires_at = actual
+    if moved or token.use_checked_at is None:
+        schedule_expiry(session, runtime.policy, token, account.request_id, now)
 
 
 def _account_idle_days(

@@ -206,13 +206,20 @@ def schedule_expiry(
                 delay=at - now,
                 payload={"token_id": token.id, "days": days, "expires_at": planned},
             )
+    schedule_end(session, token, request_id, now)
+
+
+def schedule_end(session: AsyncSession, token: ApiToken, request_id: int, now: datetime) -> None:
+    """Mark the token expired when it expires."""
+    if token.expires_at is None:
+        return
     queue.enqueue(
         session,
         JobKind.TOKEN_EXPIRED,
         now=now,
         request_id=request_id,
         delay=max(token.expires_at - now, timedelta(0)),
-        payload={"token_id": token.id, "expires_at": planned},
+        payload={"token_id": token.id, "expires_at": token.expires_at.isoformat()},
     )
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from workflows import audit
-from workflows.account.lifecycle import schedule_expiry
+from workflows.account.lifecycle import schedule_end, schedule_expiry
 from workflows.db import rowcount
 from workflows.discovery import replacement
 from workflows.errors import Conflict, NotAllowed
@@ -406,8 +406,8 @@ async def _manual_step(run: _Reveal, token: ApiToken, refused: MintRefused) -> N
                 payload={"token_id": token.id, "reason": refused.reason[:500]},
             )
             queue.enqueue(session, JobKind.REFRESH, now=now, request_id=account.request_id)
-            # The admin makes it with this expiry: its owner is warned as for a minted one.
-            schedule_expiry(session, runtime.policy, token, account.request_id, now)
+            # Its warnings wait for the daily check to see it made (idle.py: _seen_made).
+            schedule_end(session, token, account.request_id, now)
     if not wanted:  # a revoke took Reveal meanwhile; nothing was minted
         current, _ = await account_of(runtime, request.id or 0)
         await _tell(run, f"{current.short_id} (`{current.name}`) is {current.status} now.")
