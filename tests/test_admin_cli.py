@@ -312,12 +312,15 @@ def test_audit_export_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
         (("--since", "yesterday"), "use YYYY-MM-DD or ISO 8601"),
         (("--format", "xml"), "argument --format: invalid choice: 'xml'"),
         (("--output", str(tmp_path / "no" / "such" / "dir.csv")), "cannot write"),
+        (("--output", str(tmp_path)), "Is a directory"),
     ]
     for args, says in cases:
         done = sabot(url, tmp_path, "audit", "export", *args)
         assert done.returncode == 2, (args, done.stderr)
         assert len(done.stderr.splitlines()) == 1 and says in done.stderr, done.stderr
         assert done.stdout == ""
+    # Nothing written anywhere: not beside the folder given as the file, not in the folder.
+    assert not list(tmp_path.parent.glob(f".{tmp_path.name}*")) and not list(tmp_path.iterdir())
 
 
 def test_audit_export_before_the_schema_exists(tmp_path: Path) -> None:
@@ -327,6 +330,7 @@ def test_audit_export_before_the_schema_exists(tmp_path: Path) -> None:
         "sabot: cannot read the audit trail: OperationalError: no such table: audit_event; "
         "run `sabot db upgrade` first"
     ]
+    assert done.stdout == ""  # no CSV header: `> audit.csv` must not look like an empty trail
 
 
 async def test_export_pages_through_events_that_share_a_moment(database_url: str) -> None:

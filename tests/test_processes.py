@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -348,3 +349,30 @@ def test_a_signal_during_start_up_stops_it_at_once(
     text = log.read_text()
     assert "sabot stopped before it was ready" in text and "Traceback" not in text
     assert "sabot ready" not in text and "startup failed" not in text.lower()
+
+
+def test_a_second_worker_on_the_metrics_port_stops_with_one_line(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Two workers on one host with the default metrics port: the second says which setting
+    to change, before touching the database."""
+    taken = socket.socket()
+    taken.bind(("0.0.0.0", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    database = tmp_path / "sabot.db"
+    env = bot_environment(sandbox, f"sqlite:///{database}", {"WORKER_METRICS_PORT": str(port)})
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "worker"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        taken.close()
+    assert done.returncode == 2, done.stderr
+    [line] = [line for line in done.stderr.splitlines() if "WORKER_METRICS_PORT" in line]
+    assert f"cannot listen on port {port}" in line and "Traceback" not in done.stderr
+    assert not database.exists()

@@ -53,6 +53,9 @@ def test_dotenv_in_the_working_folder_is_read(tmp_path: Path) -> None:
         ("SABOT_APPROVAL_CHANNEL", "#approvals", "SABOT_APPROVAL_CHANNEL"),
         ("SLACK_API_URL", "slack.com/api", "SLACK_API_URL"),
         ("ATLASSIAN_RETRY_ATTEMPTS", "many", "ATLASSIAN_RETRY_ATTEMPTS"),
+        ("DATABASE_URL", "nonsense", "DATABASE_URL: Value error, is not a database URL"),
+        ("DATABASE_URL", "mysql://sabot@db/sabot", "DATABASE_URL: Value error, mysql is not"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL: Value error, must be one of DEBUG"),
     ],
 )
 def test_malformed_settings_name_themselves(
@@ -108,6 +111,29 @@ def test_the_database_password_never_shows_in_repr_or_json(
     settings = Settings()
     assert "db-password-123" in settings.credentials()  # masked in the logs already
     assert "db-password-123" not in repr(settings) + settings.model_dump_json()
+
+
+def test_a_refused_database_url_never_shows_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "mysql://sabot:hunter2-db-secret@db/sabot")
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert "DATABASE_URL" in str(refused.value) and "hunter2" not in str(refused.value)
+
+
+def test_a_port_out_of_range_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "serve", "--port", "99999"],
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("DATABASE_")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "argument --port: '99999' is not a port (0 to 65535)" in done.stderr
+    assert not (tmp_path / "sabot.db").exists()  # no database made for a server never to run
 
 
 def test_serve_without_settings_stops_with_one_line(tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ async def _batch(
         query = query.where(
             or_(col(event.at) > at, and_(col(event.at) == at, col(event.id) > last_id))
         )
-    async with db.transaction() as session:
+    async with db.reading() as session:  # no write lock: the service goes on while it reads
         return list((await session.execute(query)).all())
 
 
@@ -122,10 +122,17 @@ async def export_audit(
     batch_size: int = BATCH_SIZE,
 ) -> int:
     """Write the audit trail (from `since`, oldest first) to `out`; return how many events."""
-    writer = _CsvWriter(out) if fmt == "csv" else _JsonWriter(out)
+
+    def opened() -> _CsvWriter | _JsonWriter:
+        return _CsvWriter(out) if fmt == "csv" else _JsonWriter(out)
+
+    # Nothing is written until the first read has answered: a database that cannot be read
+    # leaves no header behind (on stdout, a `> audit.csv` that looks like an empty trail).
+    writer = None
     count = 0
     async for record in audit_records(db, since=since, batch_size=batch_size):
+        writer = writer or opened()
         writer.write(record)
         count += 1
-    writer.close()
+    (writer or opened()).close()
     return count

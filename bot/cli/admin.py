@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
 import sys
 from datetime import UTC, datetime
@@ -69,6 +70,8 @@ class _Output:
         if self._target is None:
             self.stream: TextIO = sys.stdout
             return
+        if self._target.is_dir():  # else the partial file would land beside it, in its parent
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(self._target))
         self._partial = self._target.with_name(f".{self._target.name}.partial")
         self.stream = self._partial.open("w", encoding="utf-8", newline="")
 
@@ -77,10 +80,11 @@ class _Output:
             self.stream.flush()
             return
         self.stream.close()
-        if complete:
-            os.replace(self._partial, self._target)
-        else:
-            self._partial.unlink(missing_ok=True)
+        try:
+            if complete:
+                os.replace(self._partial, self._target)
+        finally:
+            self._partial.unlink(missing_ok=True)  # after a failed replace too
 
 
 def _audit_export(args: argparse.Namespace) -> int:

@@ -228,7 +228,7 @@ def parser() -> argparse.ArgumentParser:
         "(under a database lock) and runs the job worker in-process.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
-    serve.add_argument("--port", type=int, default=3000, help="port (default %(default)s)")
+    serve.add_argument("--port", type=port, default=3000, help="port (default %(default)s)")
     serve.add_argument(
         "--no-worker",
         action="store_true",
@@ -323,6 +323,17 @@ def _policy_parsers(sub: Any) -> None:
     )
     explain.add_argument("--file", help="policy file (default: SABOT_POLICY, else the settings)")
     explain.set_defaults(run=_policy_explain)
+
+
+def port(text: str) -> int:
+    """A TCP port to listen on: checked before anything starts (uvicorn binds it last)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return value
 
 
 # They turn the garbage collector back on once started (bot/__main__.py says why it is off).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from wsgiref.simple_server import WSGIServer
 
 from bot.process.assembly import assemble, settle_heap
 from bot.process.metrics import Metrics, serve_worker_metrics
@@ -20,11 +21,13 @@ async def run_worker(settings: Settings) -> int:
     stop_on_signals(stop)
     # Per process only: the HTTP replicas report the database.
     metrics = Metrics(database=False)
+    port = settings.worker_metrics_port
+    server = _metrics_server(metrics, port) if port else None  # before anything is touched
     assembly = await started(assemble(settings, metrics=metrics, stop=stop), stop)
     if assembly is None:
+        if server is not None:
+            server.shutdown()
         return 0
-    port = settings.worker_metrics_port
-    server = serve_worker_metrics(metrics, port) if port else None
     log.info("sabot worker running%s", f" (metrics on port {port})" if port else "")
     assembly.start_worker()
     settle_heap()
@@ -33,6 +36,16 @@ async def run_worker(settings: Settings) -> int:
     if server is not None:
         server.shutdown()
     return 0
+
+
+def _metrics_server(metrics: Metrics, port: int) -> WSGIServer:
+    try:
+        return serve_worker_metrics(metrics, port)
+    except OSError as error:  # most often: another worker on this host has the port
+        raise SettingsError(
+            f"setting WORKER_METRICS_PORT: cannot listen on port {port} ({error.strerror}); "
+            "give each worker on a host its own port, or 0 for no metrics"
+        ) from None
 
 
 async def run_socket_mode(settings: Settings) -> int:

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from workflows.retries import SHIPPED, FailurePolicy
 
@@ -20,6 +21,9 @@ USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 
 CommaList = Annotated[list[str], NoDecode]
+DATABASES = ("sqlite", "postgresql", "postgres")  # as workflows.db.async_url takes them
+DATABASE_FORM = "use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(Exception):
@@ -96,6 +100,25 @@ class Settings(BaseSettings):
         if value is not None and not CHANNEL_ID.match(value):
             raise ValueError("must be a channel id such as C0123ABCD, not a channel name")
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr) -> SecretStr:
+        # The messages never repeat the URL: it may hold a password.
+        try:
+            backend = make_url(value.get_secret_value()).get_backend_name()
+        except ArgumentError:
+            raise ValueError(f"is not a database URL: {DATABASE_FORM}") from None
+        if backend not in DATABASES:
+            raise ValueError(f"{backend} is not supported: {DATABASE_FORM}")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
 
     @field_validator("slack_api_url")
     @classmethod
