@@ -10,9 +10,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from sandbox.bot_process import BotProcess
 from sandbox.people import (
@@ -324,6 +327,7 @@ def test_audit_export_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
 
 
 def test_audit_export_before_the_schema_exists(tmp_path: Path) -> None:
+    sqlite3.connect(tmp_path / "empty.db").close()  # a file, with no tables in it
     done = sabot(f"sqlite:///{tmp_path / 'empty.db'}", tmp_path, "audit", "export")
     assert done.returncode == 3
     assert done.stderr.splitlines() == [
@@ -331,6 +335,19 @@ def test_audit_export_before_the_schema_exists(tmp_path: Path) -> None:
         "run `sabot db upgrade` first"
     ]
     assert done.stdout == ""  # no CSV header: `> audit.csv` must not look like an empty trail
+
+
+@pytest.mark.parametrize("command", [("audit", "export"), ("findings",)])
+def test_reading_commands_make_no_database_file(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """A mistyped DATABASE_URL (or none, in another folder): said, and no empty file left."""
+    missing = tmp_path / "no-such.db"
+    done = sabot(f"sqlite:///{missing}", tmp_path, *command)
+    assert done.returncode == 3
+    assert done.stderr.splitlines() == [
+        f"sabot: no SQLite file at {missing}: check DATABASE_URL, or make one with "
+        "`sabot db upgrade`"
+    ]
+    assert done.stdout == "" and not missing.exists()
 
 
 async def test_export_pages_through_events_that_share_a_moment(database_url: str) -> None:

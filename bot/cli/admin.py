@@ -106,6 +106,9 @@ def _audit_export(args: argparse.Namespace) -> int:
         output = _Output(args.output)  # before the database: a bad path fails at once
     except OSError as error:
         return _fail(f"cannot write {args.output}: {error.strerror or error}", EXIT_BAD_INPUT)
+    if missing := _no_database(settings):
+        output.finish(complete=False)
+        return _fail(missing, EXIT_UNREACHABLE)
     complete = False
     try:
         count = asyncio.run(go(output.stream))
@@ -116,6 +119,20 @@ def _audit_export(args: argparse.Namespace) -> int:
         output.finish(complete)
     print(f"exported {count} audit event(s)", file=sys.stderr)
     return EXIT_OK
+
+
+def _no_database(settings: Settings) -> str | None:
+    """For a command that only reads: the line to stop with when DATABASE_URL names an SQLite
+    file that is not there (opening it would leave an empty one behind), else None."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url.get_secret_value())
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    path = Path(url.database).resolve()
+    if path.is_file():
+        return None
+    return f"no SQLite file at {path}: check DATABASE_URL, or make one with `sabot db upgrade`"
 
 
 def _database_problem(error: Exception) -> str:

@@ -20,6 +20,7 @@ from bot.cli.admin import (
     EXIT_UNREACHABLE,
     _database_problem,
     _fail,
+    _no_database,
     _settings,
 )
 from workflows.discovery.findings import DiscoveryReport, Progress
@@ -155,6 +156,8 @@ def _findings(args: argparse.Namespace) -> int:
 
     settings = _settings(("database_url",))
     state = FindingState(args.state) if args.state else None
+    if missing := _no_database(settings):
+        return _fail(missing, EXIT_UNREACHABLE)
 
     async def go() -> list[Finding]:
         db = Database(settings.database_url.get_secret_value())
