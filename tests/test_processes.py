@@ -113,23 +113,42 @@ def test_slack_rate_limits_are_honoured_and_the_flow_completes(
     }
 
 
+def db_upgrade(database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "db", "upgrade"],
+        cwd=cwd,
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_db_upgrade_is_repeatable(database_url: str, tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_URL": database_url}
+    said = []
     for _ in range(2):
-        done = subprocess.run(
-            [sys.executable, "-m", "bot", "db", "upgrade"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = db_upgrade(database_url, tmp_path)
         assert done.returncode == 0, done.stderr
+        said.append(done.stdout.strip())
+    # Each run says what it did: the operator can tell a first run from a repeat.
+    assert said == [
+        f"the database's tables were made, at the newest schema ({head_revision()})",
+        f"the database was already at the newest schema ({head_revision()})",
+    ]
     assert rows(database_url, "SELECT version_num FROM alembic_version") == [
         {"version_num": head_revision()}
     ]
     # the start-up shortcut (no alembic import when up to date) reads the same head
     assert shipped_head() == head_revision()
+
+
+def test_db_upgrade_on_a_database_it_cannot_reach_says_so_in_one_line(tmp_path: Path) -> None:
+    done = db_upgrade("postgresql://sabot@127.0.0.1:1/sabot", tmp_path)
+    assert done.returncode == 3 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "sabot: cannot migrate the database: ConnectionRefusedError: [Errno 111] Connect call "
+        "failed ('127.0.0.1', 1)"
+    ]
 
 
 def test_migrated_schema_is_the_models_schema(database_url: str, tmp_path: Path) -> None:

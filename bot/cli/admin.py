@@ -139,7 +139,9 @@ def _database_problem(error: Exception) -> str:
     # The driver's own first line (e.g. "no such table: audit_event"), not the SQL and its values.
     cause = getattr(error, "orig", None) or error
     first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-    missing_table = "no such table" in first or "does not exist" in first
+    # SQLite's "no such table: x", PostgreSQL's 'relation "x" does not exist' (not its
+    # 'database "x" does not exist', which no upgrade mends)
+    missing_table = "no such table" in first or first.startswith("relation ")
     hint = "; run `sabot db upgrade` first" if missing_table else ""
     return f"{type(cause).__name__}: {first}{hint}"
 

@@ -59,20 +59,31 @@ def _socket(_args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(_args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.cli.admin import EXIT_UNREACHABLE, _database_problem, _fail
     from workflows.db import Database
-    from workflows.migrations import upgrade
+    from workflows.migrations import shipped_head, upgrade
 
     settings = _settings((), policy=False)
 
-    async def go() -> None:
+    async def go() -> str:
         db = Database(settings.database_url.get_secret_value())
         try:
-            await upgrade(db)
+            return await upgrade(db)
         finally:
             await db.dispose()
 
-    asyncio.run(go())
-    print("database is at the newest schema")
+    try:
+        done = asyncio.run(go())
+    except (SQLAlchemyError, OSError) as error:  # OSError: e.g. the server refused to connect
+        return _fail(f"cannot migrate the database: {_database_problem(error)}", EXIT_UNREACHABLE)
+    said = {
+        "current": "the database was already at the newest schema",
+        "made": "the database's tables were made, at the newest schema",
+        "migrated": "the database was migrated to the newest schema",
+    }
+    print(f"{said[done]} ({shipped_head()})")
     return 0
 
 

@@ -71,11 +71,12 @@ def _create(connection: Connection) -> None:
     )
 
 
-def _build(connection: Connection, from_scratch: bool) -> None:
+def _build(connection: Connection, from_scratch: bool) -> str:
     if from_scratch and not inspect(connection).get_table_names():
         _create(connection)
-    else:
-        _upgrade(connection)
+        return "made"
+    _upgrade(connection)
+    return "migrated"
 
 
 async def _up_to_date(db: Database) -> bool:
@@ -87,7 +88,7 @@ async def _up_to_date(db: Database) -> bool:
     return [row[0] for row in found] == [shipped_head()]
 
 
-async def upgrade(db: Database, *, from_scratch: bool = True) -> None:
+async def upgrade(db: Database, *, from_scratch: bool = True) -> str:
     """Bring the schema to the newest revision, safely from several processes at once; a
     database with no tables is made from the models at once (`from_scratch=False` replays
     every migration instead).
@@ -96,13 +97,16 @@ async def upgrade(db: Database, *, from_scratch: bool = True) -> None:
     lock, BEGIN IMMEDIATE): it is released by the commit that makes the schema visible (or by
     the rollback of a failed one), so the next replica can only look at the schema once it is
     complete, and finds nothing to do.
+
+    Returns what it did: "current" (nothing to do), "made" or "migrated".
     """
     if await _up_to_date(db):
-        return  # the usual restart: nothing to migrate, and no alembic to import
+        return "current"  # the usual restart: nothing to migrate, and no alembic to import
     async with db.engine.connect() as conn:
         if db.is_sqlite:
             await sqlite_write_lock(conn)
         else:
             await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
-        await conn.run_sync(_build, from_scratch)
+        done = await conn.run_sync(_build, from_scratch)
         await conn.commit()
+    return done
