@@ -144,6 +144,24 @@ def _sabot(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _explain(
+    tmp_path: Path, requester: str, products: str, scopes: str
+) -> subprocess.CompletedProcess[str]:
+    return _sabot(
+        "policy",
+        "explain",
+        "--file",
+        str(EXAMPLE),
+        "--requester",
+        requester,
+        "--products",
+        products,
+        "--scopes",
+        scopes,
+        cwd=tmp_path,
+    )
+
+
 def test_policy_check_command(tmp_path: Path) -> None:
     good = _sabot("policy", "check", str(EXAMPLE), cwd=tmp_path)
     assert good.returncode == 0 and "valid" in good.stdout
@@ -166,38 +184,32 @@ def test_policy_check_command(tmp_path: Path) -> None:
     ],
 )
 def test_policy_explain_for_alice(tmp_path: Path, scopes: str, expected: list[str]) -> None:
-    done = _sabot(
-        "policy",
-        "explain",
-        "--file",
-        str(EXAMPLE),
-        "--requester",
-        "U0ALICE",
-        "--products",
-        "jira",
-        "--scopes",
-        scopes,
-        cwd=tmp_path,
-    )
+    done = _explain(tmp_path, "U0ALICE", "jira", scopes)
     assert done.returncode == 0, done.stderr
     for line in expected:
         assert line in done.stdout
 
 
+@pytest.mark.parametrize(
+    ("requester", "products", "scopes", "refused"),
+    [
+        ("U0ALICE", "jira", "", "Choose at least one scope."),
+        ("U0ALICE", "jira", "nosuch:scope", "Not a scope of the chosen products: nosuch:scope."),
+        ("U0ALICE", "jirra", "read:jira-work", "Not offered: jirra."),
+        ("alice", "jira", "read:jira-work", "--requester 'alice' is not a Slack user id"),
+    ],
+)
+def test_policy_explain_refuses_what_the_request_form_would(
+    tmp_path: Path, requester: str, products: str, scopes: str, refused: str
+) -> None:
+    done = _explain(tmp_path, requester, products, scopes)
+    assert done.returncode == 2 and done.stdout == ""
+    [line] = done.stderr.splitlines()  # one line, no traceback
+    assert line.startswith("sabot: ") and refused in line
+
+
 def test_policy_explain_when_the_requester_is_an_approver(tmp_path: Path) -> None:
-    done = _sabot(
-        "policy",
-        "explain",
-        "--file",
-        str(EXAMPLE),
-        "--requester",
-        "U0BOB",
-        "--products",
-        "jira",
-        "--scopes",
-        "write:jira-work",
-        cwd=tmp_path,
-    )
+    done = _explain(tmp_path, "U0BOB", "jira", "write:jira-work")
     assert "who could approve (allowed every scope, not the requester): U0CAROL" in done.stdout
     assert "NOT reachable" in done.stdout  # a quorum of 2 with one other approver
 

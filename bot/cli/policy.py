@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 
 from bot.process.assembly import policy_rules
-from bot.process.settings import Settings
+from bot.process.settings import USER_ID, Settings
 from bot.slack.directory import SlackDirectory
 from bot.slack.slack_api import web_client
-from workflows.catalog import Product
 from workflows.policy import People, Policy, PolicyFile
 from workflows.policy_file import PolicyError, load_policy
+from workflows.request.validation import check_products, check_scopes
 
 
 def check(path: str | None) -> int:
@@ -47,12 +47,18 @@ async def explain(
     rules = load_policy(path) if path else policy_rules(settings)
     chosen = [p.strip() for p in products.split(",") if p.strip()]
     asked = [s.strip() for s in scopes.split(",") if s.strip()]
-    unknown = [p for p in chosen if p not in {x.value for x in Product}]
-    if unknown:
-        print(f"sabot: unknown product(s): {', '.join(unknown)}", file=sys.stderr)
-        return 2
     client = web_client(settings) if settings.slack_bot_token else None
     policy = Policy(rules, SlackDirectory(client) if client else None)
+    # What the request form would refuse, refused the same way: the explanation is of a request
+    # that could be made.
+    offer = policy.offer
+    wanted, problem = check_products(chosen, offer)
+    problem = problem or check_scopes(asked, wanted, offer)
+    if not USER_ID.match(requester):
+        problem = problem or f"--requester {requester!r} is not a Slack user id (U0123ABCD)"
+    if problem:
+        print(f"sabot: {problem}", file=sys.stderr)
+        return 2
     print(f"A request by {requester} for {', '.join(chosen)} with {', '.join(asked)}:")
     try:
         if not await policy.may_request(requester):
