@@ -124,13 +124,10 @@ def _audit_export(args: argparse.Namespace) -> int:
 def _no_database(settings: Settings) -> str | None:
     """For a command that only reads: the line to stop with when DATABASE_URL names an SQLite
     file that is not there (opening it would leave an empty one behind), else None."""
-    from sqlalchemy.engine import make_url
+    from workflows.db import sqlite_file
 
-    url = make_url(settings.database_url.get_secret_value())
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    path = Path(url.database).resolve()
-    if path.is_file():
+    path = sqlite_file(settings.database_url.get_secret_value())
+    if path is None or path.is_file():
         return None
     return f"no SQLite file at {path}: check DATABASE_URL, or make one with `sabot db upgrade`"
 

@@ -16,7 +16,6 @@ import time
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -210,14 +209,11 @@ def _people(rules: PolicyFile) -> list[tuple[str, People]]:
 
 def _read_only_url(url: str) -> str:
     """The async URL, opening an SQLite file read-only: the doctor never creates or changes it."""
-    from sqlalchemy.engine import make_url
+    from workflows.db import async_url, sqlite_file
 
-    from workflows.db import async_url
-
-    parsed = make_url(async_url(url))
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
-        return parsed.render_as_string(hide_password=False)
-    path = Path(parsed.database).resolve()
+    path = sqlite_file(url)
+    if path is None:
+        return async_url(url)
     if not path.is_file():
         raise Problem(
             f"no SQLite file at {path}",

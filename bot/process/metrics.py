@@ -59,13 +59,7 @@ from workflows.account.accounts import live_token
 from workflows.db import Database
 from workflows.jobs.queue import Handler, RetryLater
 from workflows.models import ApiToken, Decision, Job, ServiceAccountRequest
-from workflows.states import (
-    JobKind,
-    JobStatus,
-    RequestStatus,
-    Step,
-    Verdict,
-)
+from workflows.states import JobKind, JobStatus, RequestStatus, Step, Verdict
 
 log = logging.getLogger(__name__)
 

@@ -146,10 +146,8 @@ async def _seen_made(
     """A hand-made token Atlassian lists: the first sight schedules its expiry warnings (a
     token never made gets none), and an expiry other than the one asked for (the admin chose
     it) replaces it; the old schedule's jobs then find they are stale."""
-    actual, asked = moment(found.expiry), token.expires_at
-    moved = actual is not None and asked is not None and abs(actual - asked) >= timedelta(hours=1)
-    if moved:
-        assert actual is not None and asked is not None
+    actual = _other_expiry(token, found)
+    if actual is not None:
         await session.execute(
             update(ApiToken).where(col(ApiToken.id) == token.id).values(expires_at=actual)
         )
@@ -161,11 +159,19 @@ async def _seen_made(
             request_id=account.request_id,
             label=token.label,
             expires_at=actual.isoformat(),
-            asked=asked.isoformat(),
+            asked=token.expires_at.isoformat() if token.expires_at else None,
         )
         token.expires_at = actual
-    if moved or token.use_checked_at is None:
+    if actual is not None or token.use_checked_at is None:
         schedule_expiry(session, runtime.policy, token, account.request_id, now)
+
+
+def _other_expiry(token: ApiToken, found: RemoteToken) -> datetime | None:
+    """Atlassian's expiry of the token when it is not the one sabot has (an hour's leeway)."""
+    actual = moment(found.expiry)
+    if actual is None or token.expires_at is None:
+        return None
+    return actual if abs(actual - token.expires_at) >= timedelta(hours=1) else None
 
 
 def _account_idle_days(
